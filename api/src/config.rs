@@ -1,0 +1,148 @@
+//! The API's settings, read once at start-up from the environment.
+
+use std::{net::IpAddr, net::SocketAddr, time::Duration};
+
+use cart_core::{
+    auth::jwt::JwtKeys,
+    config::{self, ConfigError},
+    db::DbConfig,
+};
+
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub enabled: bool,
+    /// Requests per window for every route, per client IP.
+    pub global_per_window: u32,
+    pub global_window: Duration,
+    pub login_per_window: u32,
+    pub login_window: Duration,
+    pub register_per_window: u32,
+    pub register_window: Duration,
+    pub forgot_per_window: u32,
+    pub forgot_window: Duration,
+    /// Proxies whose `X-Forwarded-For` we believe; everyone else is their socket address.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub bind: SocketAddr,
+    pub db: DbConfig,
+    pub jwt: JwtKeys,
+    pub allowed_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub pagination_max_limit: i64,
+    pub rate_limits: RateLimits,
+    pub store_name: String,
+    pub frontend_url: String,
+}
+
+impl ApiConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let host = config::var_or("HOST", "0.0.0.0");
+        let port: u16 = config::var_parsed("PORT", 8080)?;
+        let bind = format!("{host}:{port}")
+            .parse()
+            .map_err(|_| ConfigError::Invalid {
+                name: "HOST",
+                reason: "not an IP address".into(),
+            })?;
+        let trusted_proxies = config::var("TRUSTED_PROXIES")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        s.parse().map_err(|_| ConfigError::Invalid {
+                            name: "TRUSTED_PROXIES",
+                            reason: format!("{s:?} is not an IP address"),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Self {
+            bind,
+            db: DbConfig::from_env()?,
+            jwt: JwtKeys::from_env()?,
+            allowed_origins: config::var("ALLOWED_ORIGINS")
+                .map(|raw| {
+                    raw.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            body_limit_bytes: config::var_parsed("BODY_LIMIT_BYTES", 1024 * 1024)?,
+            request_timeout: config::var_duration("REQUEST_TIMEOUT", Duration::from_secs(30))?,
+            shutdown_timeout: config::var_duration("SHUTDOWN_TIMEOUT", Duration::from_secs(30))?,
+            pagination_max_limit: config::var_parsed("PAGINATION_MAX_LIMIT", 100)?,
+            rate_limits: RateLimits {
+                enabled: config::var_bool("RATE_LIMIT_ENABLED", true)?,
+                global_per_window: config::var_parsed("RATE_LIMIT_GLOBAL", 300)?,
+                global_window: config::var_duration("RATE_LIMIT_WINDOW", Duration::from_secs(60))?,
+                login_per_window: config::var_parsed("RATE_LIMIT_LOGIN", 5)?,
+                login_window: config::var_duration(
+                    "RATE_LIMIT_LOGIN_WINDOW",
+                    Duration::from_secs(20),
+                )?,
+                register_per_window: config::var_parsed("RATE_LIMIT_REGISTER", 3)?,
+                register_window: config::var_duration(
+                    "RATE_LIMIT_REGISTER_WINDOW",
+                    Duration::from_secs(3600),
+                )?,
+                forgot_per_window: config::var_parsed("RATE_LIMIT_FORGOT_PASSWORD", 5)?,
+                forgot_window: config::var_duration(
+                    "RATE_LIMIT_FORGOT_PASSWORD_WINDOW",
+                    Duration::from_secs(3600),
+                )?,
+                trusted_proxies,
+            },
+            store_name: config::var_or("STORE_NAME", "Loja Cart"),
+            frontend_url: config::var_or("FRONTEND_URL", "http://localhost:3000"),
+        })
+    }
+
+    /// Settings for tests: a fixed secret, no rate limits, everything else at its default.
+    pub fn for_tests(database_url: &str) -> Self {
+        let mut db = DbConfig {
+            url: database_url.to_owned(),
+            min_connections: 0,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(15),
+        };
+        db.url = database_url.to_owned();
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db,
+            jwt: JwtKeys::new(
+                b"test-secret-test-secret-test-secret!",
+                Duration::from_secs(3600),
+            )
+            .expect("the test secret is long enough"),
+            allowed_origins: vec![],
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
+            pagination_max_limit: 100,
+            rate_limits: RateLimits {
+                enabled: false,
+                global_per_window: 300,
+                global_window: Duration::from_secs(60),
+                login_per_window: 5,
+                login_window: Duration::from_secs(20),
+                register_per_window: 3,
+                register_window: Duration::from_secs(3600),
+                forgot_per_window: 5,
+                forgot_window: Duration::from_secs(3600),
+                trusted_proxies: vec![],
+            },
+            store_name: "Loja Teste".into(),
+            frontend_url: "http://localhost:3000".into(),
+        }
+    }
+}

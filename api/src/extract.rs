@@ -1,0 +1,249 @@
+//! Extractors whose rejections become problem+json: `Json`, `Path`, `Query`, pagination and
+//! the authenticated caller.
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use cart_core::auth::{Role, jwt::Claims};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use crate::{error::ApiError, state::AppState};
+
+/// `axum::Json` with our error mapping: wrong content type → 415, bad syntax → 400,
+/// wrong types or missing fields → 400, too large → 413.
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+        }
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Path` whose rejection (e.g. an id that is not a UUID) is a 400.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|r| ApiError::BadRequest(r.body_text()))
+    }
+}
+
+/// `axum::extract::Query` whose rejection is a 400.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|r| ApiError::BadRequest(r.body_text()))
+    }
+}
+
+/// `?limit=&offset=`; the limit is clamped to `PAGINATION_MAX_LIMIT`.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl PageParams {
+    pub fn clamp(self, max_limit: i64) -> Result<Page, ApiError> {
+        let limit = self.limit.unwrap_or(20);
+        let offset = self.offset.unwrap_or(0);
+        if limit < 1 {
+            return Err(cart_core::Error::invalid("limit", "must be at least 1").into());
+        }
+        if offset < 0 {
+            return Err(cart_core::Error::invalid("offset", "must not be negative").into());
+        }
+        Ok(Page {
+            limit: limit.min(max_limit),
+            offset,
+        })
+    }
+}
+
+/// The contract's list envelope.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Paginated<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl<T> Paginated<T> {
+    pub fn new(items: Vec<T>, total: i64, page: Page) -> Self {
+        Self {
+            items,
+            total,
+            limit: page.limit,
+            offset: page.offset,
+        }
+    }
+}
+
+/// An authenticated caller, from a valid `Authorization: Bearer` token.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// The user id resolved by [`AuthUser`], left in request extensions for the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedUser(pub Uuid);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(*user);
+        }
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| cart_core::Error::Unauthorized("missing Authorization".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| cart_core::Error::Unauthorized("not a Bearer token".into()))?;
+        let Claims { sub, role, .. } = state.config.jwt.verify(token.trim())?;
+        let user = AuthUser { id: sub, role };
+        parts.extensions.insert(user);
+        if let Some(slot) = parts.extensions.get::<crate::middleware::UserSlot>() {
+            slot.set(sub);
+        }
+        Ok(user)
+    }
+}
+
+/// An authenticated admin; a valid non-admin token gets 403.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if user.is_admin() {
+            Ok(AdminUser(user))
+        } else {
+            Err(cart_core::Error::Forbidden.into())
+        }
+    }
+}
+
+/// Answers 201 Created with a JSON body.
+pub struct Created<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> Response {
+        (StatusCode::CREATED, axum::Json(self.0)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_clamped_and_validated() {
+        let page = PageParams {
+            limit: Some(1000),
+            offset: None,
+        }
+        .clamp(100)
+        .unwrap();
+        assert_eq!(
+            page,
+            Page {
+                limit: 100,
+                offset: 0
+            }
+        );
+        assert!(
+            PageParams {
+                limit: Some(0),
+                offset: None
+            }
+            .clamp(100)
+            .is_err()
+        );
+        assert!(
+            PageParams {
+                limit: None,
+                offset: Some(-1)
+            }
+            .clamp(100)
+            .is_err()
+        );
+    }
+}

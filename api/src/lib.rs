@@ -1,0 +1,180 @@
+//! The HTTP API: thin handlers over `cart-core`.
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod seed;
+pub mod state;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Method, header},
+    middleware::{from_fn, from_fn_with_state},
+};
+use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{error::ApiError, state::AppState};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cart", description = "E-commerce backend for Brazilian stores"),
+    components(schemas(error::Problem)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document, before state and middleware.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api", routes::api())
+        .routes(utoipa_axum::routes!(routes::probes::health))
+        .routes(utoipa_axum::routes!(routes::probes::ready))
+        .routes(utoipa_axum::routes!(routes::probes::metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI document, e.g. for tests and tooling.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// The complete application: routes, state and every middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = routes();
+    let config = state.config.clone();
+    api.merge(routes::probes::docs_router(openapi))
+        .route_layer(from_fn(middleware::record_route))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(from_fn_with_state(state.clone(), middleware::timeout))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        .layer(cors(&config.allowed_origins))
+        .layer(from_fn(middleware::problem_for_bare_errors))
+        .layer(from_fn(middleware::observe))
+        .with_state(state)
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    use tower_http::cors::{AllowOrigin, Any};
+    let layer = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::LOCATION,
+        ]);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+/// Start-up work before serving: the admin bootstrap from `ADMIN_EMAIL`/`ADMIN_PASSWORD`.
+pub async fn startup(_state: &AppState) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Logs as JSON lines at `LOG_LEVEL` (default `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+    let level = cart_core::config::var_or("LOG_LEVEL", "info");
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false),
+        )
+        .try_init();
+}
+
+/// Serves until SIGINT/SIGTERM, then drains in-flight requests for at most
+/// `shutdown_timeout`.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let grace = state.config.shutdown_timeout;
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received; draining in-flight requests");
+        let _ = signalled_tx.send(());
+    });
+    let server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = server => result,
+        () = async {
+            let _ = signalled_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "in-flight requests did not finish in time; exiting");
+            Ok(())
+        }
+    }
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

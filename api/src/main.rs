@@ -1,0 +1,88 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cart_api::{config::ApiConfig, state::AppState};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cart-api", version, about = "cart HTTP API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Load the demo catalog (categories, products, coupons) when the catalog is empty.
+    Seed,
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Give an existing user the admin role.
+    Promote { email: String },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    cart_core::config::load_dotenv();
+    cart_api::init_tracing();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Migrate => {
+            let db = cart_core::db::DbConfig::from_env()?;
+            cart_core::db::create_database_if_missing(&db.url)
+                .await
+                .context("creating the database")?;
+            let pool = db.connect().await.context("connecting to the database")?;
+            cart_core::db::migrate(&pool).await.context("migrating")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed => {
+            let db = cart_core::db::DbConfig::from_env()?;
+            let pool = db.connect().await.context("connecting to the database")?;
+            cart_api::seed::run(&pool).await
+        }
+        Command::Users {
+            command: UsersCommand::Promote { email },
+        } => {
+            let db = cart_core::db::DbConfig::from_env()?;
+            let pool = db.connect().await.context("connecting to the database")?;
+            cart_api::admin::promote(&pool, &email).await
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let config = ApiConfig::from_env()?;
+    let pool = config.db.connect_lazy().context("database configuration")?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let state = AppState::new(pool, config);
+    cart_api::startup(&state).await?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    cart_api::serve(listener, state).await?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! `TestApp::spawn(pool)`: migrates the fresh test database, serves the real router on
+//! 127.0.0.1:0 and offers a reqwest client with JSON helpers.
+
+#![allow(dead_code)]
+
+use cart_api::{config::ApiConfig, state::AppState};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::PgPool;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    pub state: AppState,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestResponse {
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, expected: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            expected,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with this status.
+    #[track_caller]
+    pub fn assert_problem(&self, expected: u16) -> &Self {
+        self.assert_status(expected);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "not problem+json: {}",
+            self.text
+        );
+        assert_eq!(self.body["status"], expected);
+        assert!(self.body["title"].is_string());
+        self
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        Self::spawn_with(pool, |_| {}).await
+    }
+
+    /// Like `spawn`, with a chance to adjust the configuration first.
+    pub async fn spawn_with(pool: PgPool, adjust: impl FnOnce(&mut ApiConfig)) -> Self {
+        cart_core::db::migrate(&pool)
+            .await
+            .expect("migrations apply");
+        let mut config = ApiConfig::for_tests("postgres://unused");
+        adjust(&mut config);
+        let state = AppState::new(pool.clone(), config);
+        cart_api::startup(&state).await.expect("start-up");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a random port");
+        let addr = listener.local_addr().expect("local addr");
+        let serve_state = state.clone();
+        tokio::spawn(async move {
+            let _ = cart_api::serve(listener, serve_state).await;
+        });
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            pool,
+            state,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request with an optional JSON body and bearer token.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> TestResponse {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        Self::read(req.send().await.expect("request is sent")).await
+    }
+
+    pub async fn read(response: reqwest::Response) -> TestResponse {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        TestResponse {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::GET, path, None, token).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::POST, path, Some(body), token).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::PUT, path, Some(body), token).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::PATCH, path, Some(body), token).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::DELETE, path, None, token).await
+    }
+
+    /// A token for a user that need not exist in the database (for auth-only checks).
+    pub fn token_for(&self, id: uuid::Uuid, role: cart_core::auth::Role) -> String {
+        self.state
+            .config
+            .jwt
+            .issue(id, role)
+            .expect("token is issued")
+            .0
+    }
+}

@@ -1,0 +1,20 @@
+//! Domain, database and provider code shared by the `cart-api` and `cart-worker` binaries.
+//!
+//! Error policy: functions here return [`Error`] (thiserror); the API maps it to
+//! problem+json in one place, the worker and CLI wrap it in `anyhow`.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http_client;
+pub mod mail;
+pub mod money;
+pub mod request_id;
+pub mod shipping;
+pub mod validation;
+
+pub use error::{Error, Result};
+
+/// Our own migrations (the apalis schema is installed separately by [`db::migrate`]).
+pub use cart_migrations::MIGRATOR;

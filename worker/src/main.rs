@@ -1,0 +1,3 @@
+fn main() {
+    println!("cart-worker: the job runner arrives with the jobs module");
+}
