@@ -3,10 +3,14 @@
 use std::{net::IpAddr, net::SocketAddr, time::Duration};
 
 use cart_core::{
-    auth::jwt::JwtKeys,
+    auth::{
+        jwt::JwtKeys,
+        password::{PasswordConfig, PasswordHasher},
+    },
     config::{self, ConfigError},
     db::DbConfig,
 };
+use secrecy::SecretString;
 
 #[derive(Debug, Clone)]
 pub struct RateLimits {
@@ -37,6 +41,30 @@ pub struct ApiConfig {
     pub rate_limits: RateLimits,
     pub store_name: String,
     pub frontend_url: String,
+    /// Argon2id hashing under a concurrency bound (`ARGON2_*`, `PASSWORD_HASH_*`).
+    pub passwords: PasswordHasher,
+    /// How long a password reset link works (`PASSWORD_RESET_TTL`, default 1h).
+    pub password_reset_ttl: Duration,
+    /// `ADMIN_EMAIL` + `ADMIN_PASSWORD`: an admin made sure of at start-up.
+    pub admin_bootstrap: Option<AdminCredentials>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminCredentials {
+    pub email: String,
+    pub password: SecretString,
+}
+
+fn admin_bootstrap_from_env() -> Result<Option<AdminCredentials>, ConfigError> {
+    match (config::var("ADMIN_EMAIL"), config::var("ADMIN_PASSWORD")) {
+        (None, None) => Ok(None),
+        (Some(email), Some(password)) => Ok(Some(AdminCredentials {
+            email,
+            password: SecretString::from(password),
+        })),
+        (Some(_), None) => Err(ConfigError::Missing("ADMIN_PASSWORD")),
+        (None, Some(_)) => Err(ConfigError::Missing("ADMIN_EMAIL")),
+    }
 }
 
 impl ApiConfig {
@@ -103,10 +131,22 @@ impl ApiConfig {
             },
             store_name: config::var_or("STORE_NAME", "Loja Cart"),
             frontend_url: config::var_or("FRONTEND_URL", "http://localhost:3000"),
+            passwords: PasswordHasher::new(&PasswordConfig::from_env()?).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "ARGON2_MEMORY_KIB",
+                    reason: e.to_string(),
+                }
+            })?,
+            password_reset_ttl: config::var_duration(
+                "PASSWORD_RESET_TTL",
+                Duration::from_secs(3600),
+            )?,
+            admin_bootstrap: admin_bootstrap_from_env()?,
         })
     }
 
-    /// Settings for tests: a fixed secret, no rate limits, everything else at its default.
+    /// Settings for tests: a fixed secret, no rate limits, cheap password hashing, everything
+    /// else at its default.
     pub fn for_tests(database_url: &str) -> Self {
         let mut db = DbConfig {
             url: database_url.to_owned(),
@@ -143,6 +183,10 @@ impl ApiConfig {
             },
             store_name: "Loja Teste".into(),
             frontend_url: "http://localhost:3000".into(),
+            passwords: PasswordHasher::new(&PasswordConfig::for_tests())
+                .expect("the test hashing parameters are valid"),
+            password_reset_ttl: Duration::from_secs(3600),
+            admin_bootstrap: None,
         }
     }
 }

@@ -135,7 +135,8 @@ impl<T> Paginated<T> {
     }
 }
 
-/// An authenticated caller, from a valid `Authorization: Bearer` token.
+/// An authenticated caller, from a valid `Authorization: Bearer` token of an account that is
+/// still active.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
     pub id: Uuid,
@@ -171,7 +172,22 @@ impl FromRequestParts<AppState> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| cart_core::Error::Unauthorized("not a Bearer token".into()))?;
-        let Claims { sub, role, .. } = state.config.jwt.verify(token.trim())?;
+        let Claims { sub, iat, .. } = state.config.jwt.verify(token.trim())?;
+        // A signature is not enough: the account must still exist and be active, and the
+        // token must not predate a password reset. One primary-key lookup; the role comes
+        // from the database, so a demotion takes effect at once.
+        let mut conn = state.db.acquire().await?;
+        let session = cart_core::users::session(&mut conn, sub).await?;
+        drop(conn);
+        let role = match session {
+            Some(session) if session.accepts(iat) => session.role,
+            _ => {
+                return Err(cart_core::Error::Unauthorized(
+                    "account inactive or token revoked".into(),
+                )
+                .into());
+            }
+        };
         let user = AuthUser { id: sub, role };
         parts.extensions.insert(user);
         if let Some(slot) = parts.extensions.get::<crate::middleware::UserSlot>() {

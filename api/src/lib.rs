@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod rate_limit;
 pub mod routes;
 pub mod seed;
 pub mod state;
@@ -67,12 +68,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = routes();
     let config = state.config.clone();
-    api.merge(routes::probes::docs_router(openapi))
+    let app = api
+        .merge(routes::probes::docs_router(openapi))
         .route_layer(from_fn(middleware::record_route))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), middleware::timeout))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(CatchPanicLayer::custom(middleware::panic_response));
+    // Inside CORS (a refused request still carries CORS headers) and the request id.
+    rate_limit::apply(app, &config.rate_limits)
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         .layer(cors(&config.allowed_origins))
         .layer(from_fn(middleware::problem_for_bare_errors))
@@ -113,8 +117,33 @@ fn cors(origins: &[String]) -> CorsLayer {
     }
 }
 
-/// Start-up work before serving: the admin bootstrap from `ADMIN_EMAIL`/`ADMIN_PASSWORD`.
-pub async fn startup(_state: &AppState) -> anyhow::Result<()> {
+/// Start-up work before serving: the admin bootstrap from `ADMIN_EMAIL`/`ADMIN_PASSWORD`
+/// (creates that admin, or promotes the existing account; idempotent).
+pub async fn startup(state: &AppState) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use cart_core::users::credentials::{AdminBootstrap, ensure_admin};
+    use secrecy::ExposeSecret;
+
+    let Some(admin) = &state.config.admin_bootstrap else {
+        return Ok(());
+    };
+    let outcome = ensure_admin(
+        &state.db,
+        &state.config.passwords,
+        &admin.email,
+        admin.password.expose_secret(),
+    )
+    .await
+    .context("admin bootstrap from ADMIN_EMAIL/ADMIN_PASSWORD")?;
+    match outcome {
+        AdminBootstrap::Created(user) => {
+            tracing::info!(user_id = %user.id, "admin account created")
+        }
+        AdminBootstrap::Promoted(user) => {
+            tracing::info!(user_id = %user.id, "existing account promoted to admin")
+        }
+        AdminBootstrap::AlreadyAdmin(user) => tracing::debug!(user_id = %user.id, "admin present"),
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub mod mail;
 pub mod money;
 pub mod request_id;
 pub mod shipping;
+pub mod users;
 pub mod validation;
 
 pub use error::{Error, Result};

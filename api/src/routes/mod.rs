@@ -1,6 +1,8 @@
 //! One module per area of the contract; each exposes `router() -> OpenApiRouter<AppState>`.
 
+pub mod auth;
 pub mod probes;
+pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -9,4 +11,6 @@ use crate::state::AppState;
 /// Everything under `/api`.
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(users::router())
 }

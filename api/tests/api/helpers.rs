@@ -140,7 +140,9 @@ impl TestApp {
         self.request(Method::DELETE, path, None, token).await
     }
 
-    /// A token for a user that need not exist in the database (for auth-only checks).
+    /// A correctly signed token for `id`. `AuthUser` also checks that the account exists and
+    /// is active (and takes the role from the database), so for a working token use
+    /// [`TestApp::user`] or [`TestApp::admin`]; this one is for tokens meant to fail.
     pub fn token_for(&self, id: uuid::Uuid, role: cart_core::auth::Role) -> String {
         self.state
             .config
@@ -148,5 +150,55 @@ impl TestApp {
             .issue(id, role)
             .expect("token is issued")
             .0
+    }
+}
+
+/// An account created through the API, with its credentials and a working token.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: uuid::Uuid,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+impl TestApp {
+    /// Registers `email` with the password `senha-segura-123`.
+    pub async fn register_user(&self, email: &str) -> TestUser {
+        let password = "senha-segura-123";
+        let res = self
+            .post(
+                "/api/auth/register",
+                &serde_json::json!({"name": "Cliente Teste", "email": email, "password": password}),
+                None,
+            )
+            .await;
+        res.assert_status(201);
+        TestUser {
+            id: res.body["user"]["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("a user id"),
+            email: email.to_owned(),
+            password: password.to_owned(),
+            token: res.body["token"].as_str().expect("a token").to_owned(),
+        }
+    }
+
+    /// A fresh customer account.
+    pub async fn user(&self) -> TestUser {
+        let email = format!("cliente-{}@example.com", uuid::Uuid::new_v4().simple());
+        self.register_user(&email).await
+    }
+
+    /// A fresh admin account (registered, then promoted; its token carries the new role at
+    /// once because the role is read from the database).
+    pub async fn admin(&self) -> TestUser {
+        let user = self.user().await;
+        let mut conn = self.pool.acquire().await.expect("a connection");
+        cart_core::users::promote(&mut conn, &user.email)
+            .await
+            .expect("promoted");
+        user
     }
 }

@@ -1,5 +1,10 @@
 //! End-to-end HTTP tests: each test gets a fresh database (`#[sqlx::test]`) and a real
 //! server on a random port (see `helpers.rs`).
 
+mod addresses;
+mod auth;
+mod errors;
 mod helpers;
 mod probes;
+mod rate_limit;
+mod users;

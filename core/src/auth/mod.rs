@@ -2,6 +2,7 @@
 //! Password hashing lives in `password.rs` beside it.
 
 pub mod jwt;
+pub mod password;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,264 @@
+//! `/api/users/*`: the caller's profile, address books, the LGPD export and erasure, and
+//! two admin reads.
+//!
+//! Under `/users/{id}/…`, `{id}` is the caller's own id or `me`; admins may use any id.
+//! Anyone else's id answers 404, exactly as an id that does not exist.
+
+use axum::{extract::State, http::StatusCode};
+use cart_core::users::{
+    self, ProfileUpdate, User,
+    addresses::{self, Address, AddressInput},
+    privacy,
+};
+use serde_json::Value;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult, Problem},
+    extract::{AdminUser, AuthUser, Created, Json, PageParams, Paginated, Path, Query},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me, update_me, delete_me))
+        .routes(routes!(export_me))
+        .routes(routes!(list_users))
+        .routes(routes!(get_user))
+        .routes(routes!(list_addresses, create_address))
+        .routes(routes!(update_address, delete_address))
+        .routes(routes!(make_default_address))
+}
+
+/// The account the caller may act on: themselves (`me` or their id), or anyone for admins.
+async fn owner(state: &AppState, caller: AuthUser, raw_id: &str) -> ApiResult<Uuid> {
+    if raw_id == "me" {
+        return Ok(caller.id);
+    }
+    let id = Uuid::parse_str(raw_id)
+        .map_err(|_| ApiError::BadRequest("the user id must be a UUID or `me`".into()))?;
+    if id == caller.id {
+        return Ok(id);
+    }
+    if !caller.is_admin() {
+        return Err(cart_core::Error::NotFound.into());
+    }
+    let mut conn = state.db.acquire().await?;
+    users::find(&mut conn, id).await?;
+    Ok(id)
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, body = User),
+        (status = 401, body = Problem),
+    ))]
+pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<User>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(users::find(&mut conn, caller.id).await?))
+}
+
+/// Change name, e-mail or CPF; absent fields stay. Role and other server-owned fields are
+/// not accepted from clients (they are ignored).
+#[utoipa::path(put, path = "/users/me", tag = "users", security(("bearer" = [])),
+    request_body = ProfileUpdate,
+    responses(
+        (status = 200, body = User),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 409, body = Problem, description = "e-mail already registered"),
+        (status = 422, body = Problem, description = "invalid name, e-mail or CPF"),
+    ))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(update): Json<ProfileUpdate>,
+) -> ApiResult<Json<User>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(
+        users::update_profile(&mut conn, caller.id, update).await?,
+    ))
+}
+
+/// Anonymise the caller's account (LGPD erasure). Personal data is scrubbed irreversibly,
+/// orders and invoices are kept for fiscal law; login and every token stop working.
+#[utoipa::path(delete, path = "/users/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "anonymised"),
+        (status = 401, body = Problem),
+    ))]
+pub async fn delete_me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<StatusCode> {
+    let mut conn = state.db.acquire().await?;
+    privacy::anonymise(&mut conn, caller.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything stored about the caller (LGPD art. 18 access), as one JSON document:
+/// `profile`, `addresses`, `password_reset_requests`, `privacy_requests` and the caller's
+/// rows of other areas (`orders`).
+#[utoipa::path(get, path = "/users/me/export", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Object),
+        (status = 401, body = Problem),
+    ))]
+pub async fn export_me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Value>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(privacy::export(&mut conn, caller.id).await?))
+}
+
+/// Active accounts, oldest first (admins only).
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, body = Paginated<User>),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+    ))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(params): Query<PageParams>,
+) -> ApiResult<Json<Paginated<User>>> {
+    let page = params.clamp(state.config.pagination_max_limit)?;
+    let mut conn = state.db.acquire().await?;
+    let (items, total) = users::list(&mut conn, page.limit, page.offset).await?;
+    Ok(Json(Paginated::new(items, total, page)))
+}
+
+/// Any active account (admins only).
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = User),
+        (status = 400, body = Problem, description = "the id is not a UUID"),
+        (status = 401, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+    ))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<User>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(users::find(&mut conn, id).await?))
+}
+
+/// The address book, default first.
+#[utoipa::path(get, path = "/users/{id}/addresses", tag = "addresses", security(("bearer" = [])),
+    params(("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id")),
+    responses(
+        (status = 200, body = Vec<Address>),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 404, body = Problem),
+    ))]
+pub async fn list_addresses(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Address>>> {
+    let owner = owner(&state, caller, &id).await?;
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(addresses::list(&mut conn, owner).await?))
+}
+
+/// Add an address. The first one becomes the default; `is_default: true` moves it here.
+#[utoipa::path(post, path = "/users/{id}/addresses", tag = "addresses", security(("bearer" = [])),
+    params(("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id")),
+    request_body = AddressInput,
+    responses(
+        (status = 201, body = Address),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "invalid CEP, UF or missing fields"),
+    ))]
+pub async fn create_address(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    Json(input): Json<AddressInput>,
+) -> ApiResult<Created<Address>> {
+    let owner = owner(&state, caller, &id).await?;
+    let mut conn = state.db.acquire().await?;
+    Ok(Created(addresses::create(&mut conn, owner, input).await?))
+}
+
+/// Replace an address. `is_default: false` on the default is refused (422): move the
+/// default to another address instead.
+#[utoipa::path(put, path = "/users/{id}/addresses/{aid}", tag = "addresses", security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id"),
+        ("aid" = Uuid, Path),
+    ),
+    request_body = AddressInput,
+    responses(
+        (status = 200, body = Address),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, body = Problem),
+    ))]
+pub async fn update_address(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path((id, address_id)): Path<(String, Uuid)>,
+    Json(input): Json<AddressInput>,
+) -> ApiResult<Json<Address>> {
+    let owner = owner(&state, caller, &id).await?;
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(
+        addresses::update(&mut conn, owner, address_id, input).await?,
+    ))
+}
+
+/// Delete an address. When it was the default, the newest remaining address becomes it.
+#[utoipa::path(delete, path = "/users/{id}/addresses/{aid}", tag = "addresses", security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id"),
+        ("aid" = Uuid, Path),
+    ),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 404, body = Problem),
+    ))]
+pub async fn delete_address(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path((id, address_id)): Path<(String, Uuid)>,
+) -> ApiResult<StatusCode> {
+    let owner = owner(&state, caller, &id).await?;
+    let mut conn = state.db.acquire().await?;
+    addresses::delete(&mut conn, owner, address_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Make this address the only default.
+#[utoipa::path(patch, path = "/users/{id}/addresses/{aid}/default", tag = "addresses", security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id"),
+        ("aid" = Uuid, Path),
+    ),
+    responses(
+        (status = 200, body = Address),
+        (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 404, body = Problem),
+    ))]
+pub async fn make_default_address(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path((id, address_id)): Path<(String, Uuid)>,
+) -> ApiResult<Json<Address>> {
+    let owner = owner(&state, caller, &id).await?;
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(
+        addresses::make_default(&mut conn, owner, address_id).await?,
+    ))
+}

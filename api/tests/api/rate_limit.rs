@@ -1,0 +1,143 @@
+//! Per-client rate limits (disabled in the other tests; enabled here).
+
+use std::net::IpAddr;
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::helpers::{TestApp, TestResponse};
+
+async fn limited_app(pool: PgPool, trusted: &[&str]) -> TestApp {
+    let trusted: Vec<IpAddr> = trusted
+        .iter()
+        .map(|ip| ip.parse().expect("an IP"))
+        .collect();
+    TestApp::spawn_with(pool, move |c| {
+        c.rate_limits.enabled = true;
+        c.rate_limits.trusted_proxies = trusted;
+    })
+    .await
+}
+
+async fn login_from(app: &TestApp, forwarded_for: Option<&str>) -> TestResponse {
+    let mut req = app
+        .client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": "ana@example.com", "password": "wrong-password"}));
+    if let Some(ip) = forwarded_for {
+        req = req.header("x-forwarded-for", ip);
+    }
+    TestApp::read(req.send().await.expect("sent")).await
+}
+
+#[track_caller]
+fn assert_rate_limited(res: &TestResponse) {
+    res.assert_problem(429);
+    let retry_after: u64 = res
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric Retry-After");
+    assert!(retry_after >= 1, "{retry_after}");
+    assert!(res.header("x-request-id").is_some());
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_sixth_login_within_twenty_seconds_is_429(pool: PgPool) {
+    let app = limited_app(pool, &[]).await;
+    for _ in 0..5 {
+        login_from(&app, None).await.assert_problem(401);
+    }
+    let res = login_from(&app, None).await;
+    assert_rate_limited(&res);
+    let retry_after: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        retry_after <= 4,
+        "one login comes back every 4 s: {retry_after}"
+    );
+    // Other routes are not affected by the login budget.
+    app.get("/health", None).await.assert_status(200);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_fourth_registration_within_an_hour_is_429(pool: PgPool) {
+    let app = limited_app(pool, &[]).await;
+    for n in 0..3 {
+        app.register_user(&format!("cliente{n}@example.com")).await;
+    }
+    let res = app
+        .post(
+            "/api/auth/register",
+            &json!({"name": "Ana", "email": "cliente9@example.com", "password": "senha-segura-123"}),
+            None,
+        )
+        .await;
+    assert_rate_limited(&res);
+    let retry_after: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        retry_after > 60,
+        "an hour's budget refills slowly: {retry_after}"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_sixth_reset_request_within_an_hour_is_429(pool: PgPool) {
+    let app = limited_app(pool, &[]).await;
+    for _ in 0..5 {
+        app.post(
+            "/api/auth/forgot-password",
+            &json!({"email": "ana@example.com"}),
+            None,
+        )
+        .await
+        .assert_status(202);
+    }
+    let res = app
+        .post(
+            "/api/auth/forgot-password",
+            &json!({"email": "ana@example.com"}),
+            None,
+        )
+        .await;
+    assert_rate_limited(&res);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_global_budget_covers_every_route(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, |c| {
+        c.rate_limits.enabled = true;
+        c.rate_limits.global_per_window = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        app.get("/health", None).await.assert_status(200);
+    }
+    assert_rate_limited(&app.get("/health", None).await);
+    assert_rate_limited(&app.get("/api/users/me", None).await);
+}
+
+#[sqlx::test(migrations = false)]
+async fn forwarded_for_from_an_untrusted_peer_does_not_buy_more_attempts(pool: PgPool) {
+    let app = limited_app(pool, &[]).await;
+    for n in 0..5 {
+        login_from(&app, Some(&format!("198.51.100.{n}")))
+            .await
+            .assert_problem(401);
+    }
+    assert_rate_limited(&login_from(&app, Some("198.51.100.77")).await);
+}
+
+#[sqlx::test(migrations = false)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(pool: PgPool) {
+    let app = limited_app(pool, &["127.0.0.1"]).await;
+    for _ in 0..5 {
+        login_from(&app, Some("198.51.100.1"))
+            .await
+            .assert_problem(401);
+    }
+    assert_rate_limited(&login_from(&app, Some("198.51.100.1")).await);
+    // A forged entry left of the real client changes nothing.
+    assert_rate_limited(&login_from(&app, Some("203.0.113.5, 198.51.100.1")).await);
+    login_from(&app, Some("198.51.100.2"))
+        .await
+        .assert_problem(401);
+}
