@@ -163,14 +163,19 @@ pub async fn promote(conn: &mut PgConnection, email: &str) -> Result<User> {
 pub struct Session {
     pub role: Role,
     active: bool,
-    valid_after: DateTime<Utc>,
+    /// Set by a password reset, from the API's clock (the one that writes `iat`).
+    valid_after: Option<DateTime<Utc>>,
 }
 
 impl Session {
-    /// Whether a token issued at `issued_at` (seconds since the epoch) still counts: the
-    /// account must be active and the token not older than the last password reset.
+    /// Whether a token issued at `issued_at` (whole seconds since the epoch) still counts:
+    /// the account must be active and the token not from a second before the last password
+    /// reset.
     pub fn accepts(&self, issued_at: i64) -> bool {
-        self.active && issued_at >= self.valid_after.timestamp()
+        self.active
+            && self
+                .valid_after
+                .is_none_or(|cutoff| issued_at >= cutoff.timestamp())
     }
 }
 
@@ -211,4 +216,36 @@ pub(crate) fn clean_email(raw: &str) -> Result<String, &'static str> {
 
 pub(crate) fn clean_cpf(raw: &str) -> Result<String, &'static str> {
     crate::validation::normalize_cpf(raw).ok_or("not a valid CPF")
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn sessions_accept_tokens_from_the_second_of_the_last_reset_on() {
+        let reset = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+            + chrono::Duration::milliseconds(700);
+        let session = Session {
+            role: Role::User,
+            active: true,
+            valid_after: Some(reset),
+        };
+        assert!(!session.accepts(reset.timestamp() - 1));
+        assert!(session.accepts(reset.timestamp()));
+        assert!(session.accepts(reset.timestamp() + 60));
+
+        let never_reset = Session {
+            valid_after: None,
+            ..session
+        };
+        assert!(never_reset.accepts(0));
+        let anonymised = Session {
+            active: false,
+            ..never_reset
+        };
+        assert!(!anonymised.accepts(reset.timestamp() + 60));
+    }
 }

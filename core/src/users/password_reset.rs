@@ -165,11 +165,12 @@ pub async fn reset_password(
     };
     let updated = sqlx::query!(
         r#"
-        UPDATE users SET password_hash = $2, sessions_valid_after = now(), updated_at = now()
+        UPDATE users SET password_hash = $2, sessions_valid_after = $3, updated_at = now()
         WHERE id = $1 AND deleted_at IS NULL
         "#,
         user_id,
-        password_hash
+        password_hash,
+        Utc::now(),
     )
     .execute(&mut *tx)
     .await?;

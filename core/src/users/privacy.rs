@@ -170,7 +170,6 @@ pub async fn anonymise(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
             -- Not a PHC string: no password verifies against it.
             password_hash = '!',
             role = 'user',
-            sessions_valid_after = now(),
             deleted_at = now(),
             updated_at = now()
         WHERE id = $1
