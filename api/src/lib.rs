@@ -118,31 +118,79 @@ fn cors(origins: &[String]) -> CorsLayer {
 }
 
 /// Start-up work before serving: the admin bootstrap from `ADMIN_EMAIL`/`ADMIN_PASSWORD`
-/// (creates that admin, or promotes the existing account; idempotent).
+/// (creates that admin, or promotes the existing account; idempotent). Invalid values stop
+/// the start; a database that does not answer yet does not: the bootstrap then keeps trying
+/// in the background, as the API itself starts and reports through `/ready`.
 pub async fn startup(state: &AppState) -> anyhow::Result<()> {
     use anyhow::Context;
+
+    let Some(admin) = state.config.admin_bootstrap.clone() else {
+        return Ok(());
+    };
+    match bootstrap_admin(state, &admin).await {
+        Ok(()) => Ok(()),
+        Err(cart_core::Error::Invalid(errors)) => {
+            let problems: Vec<String> = errors
+                .0
+                .iter()
+                .map(|(name, messages)| format!("{name} {}", messages.join(", ")))
+                .collect();
+            anyhow::bail!("admin bootstrap: {}", problems.join("; "))
+        }
+        Err(cart_core::Error::Db(e)) if database_unreachable(&e) => {
+            tracing::warn!(error = %e, "admin bootstrap postponed: the database does not answer");
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut pause = std::time::Duration::from_secs(1);
+                loop {
+                    tokio::time::sleep(pause).await;
+                    match bootstrap_admin(&state, &admin).await {
+                        Ok(()) => break,
+                        Err(e) => tracing::warn!(error = %e, "admin bootstrap failed; retrying"),
+                    }
+                    pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(e).context("admin bootstrap from ADMIN_EMAIL/ADMIN_PASSWORD"),
+    }
+}
+
+fn database_unreachable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+    )
+}
+
+async fn bootstrap_admin(
+    state: &AppState,
+    admin: &config::AdminCredentials,
+) -> Result<(), cart_core::Error> {
     use cart_core::users::credentials::{AdminBootstrap, ensure_admin};
     use secrecy::ExposeSecret;
 
-    let Some(admin) = &state.config.admin_bootstrap else {
-        return Ok(());
-    };
     let outcome = ensure_admin(
         &state.db,
         &state.config.passwords,
         &admin.email,
         admin.password.expose_secret(),
     )
-    .await
-    .context("admin bootstrap from ADMIN_EMAIL/ADMIN_PASSWORD")?;
+    .await?;
     match outcome {
         AdminBootstrap::Created(user) => {
-            tracing::info!(user_id = %user.id, "admin account created")
+            tracing::info!(user_id = %user.id, "admin account created");
         }
         AdminBootstrap::Promoted(user) => {
-            tracing::info!(user_id = %user.id, "existing account promoted to admin")
+            tracing::info!(user_id = %user.id, "existing account promoted to admin");
         }
-        AdminBootstrap::AlreadyAdmin(user) => tracing::debug!(user_id = %user.id, "admin present"),
+        AdminBootstrap::AlreadyAdmin(user) => {
+            tracing::debug!(user_id = %user.id, "admin account present");
+        }
     }
     Ok(())
 }

@@ -539,7 +539,38 @@ async fn the_admin_bootstrap_refuses_a_weak_password(pool: PgPool) {
     });
     let state = cart_api::state::AppState::new(app.pool.clone(), config);
     let err = cart_api::startup(&state).await.unwrap_err();
-    assert!(format!("{err:#}").contains("ADMIN_PASSWORD"), "{err:#}");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("ADMIN_PASSWORD must be at least 8"),
+        "{message}"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_admin_bootstrap_waits_for_a_database_that_is_down(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let unreachable = cart_core::db::DbConfig {
+        url: "postgres://postgres@127.0.0.1:1/none".into(),
+        min_connections: 0,
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_millis(300),
+        statement_timeout: std::time::Duration::from_secs(1),
+    }
+    .connect_lazy()
+    .unwrap();
+    let mut config = (*app.state.config).clone();
+    config.admin_bootstrap = Some(AdminCredentials {
+        email: "root@example.com".into(),
+        password: "admin-senha-123".into(),
+    });
+    let state = cart_api::state::AppState::new(unreachable, config);
+    // The API starts anyway; the bootstrap keeps trying in the background.
+    cart_api::startup(&state).await.unwrap();
 }
 
 #[sqlx::test(migrations = false)]
