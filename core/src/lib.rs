@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http_client;
+pub mod invoices;
 pub mod jobs;
 pub mod mail;
 pub mod money;
