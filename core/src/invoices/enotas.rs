@@ -8,6 +8,10 @@
 //!   (`motivoStatus`), `Cancelada`, or one of the in-progress states.
 //! - `Authorization: Basic <api key>`: the raw key, not a base64 user:password pair.
 //!
+//! Retries never issue a second NF-e: `emit` reads our id first and posts only when eNotas
+//! has nothing (404) or a refused attempt; a POST refused because the id already exists is
+//! answered by reading it.
+//!
 //! The v2 paths and field names follow eNotas's published v2 Postman collection; the older
 //! `/nfes` + `idExterno` + `porIdExterno` shapes belong to the v1 NFS-e API.
 
@@ -20,7 +24,7 @@ use serde_json::Value;
 
 use super::{
     EmitOutcome, FiscalConfig, InvoiceRequest, NfeEnvironment, NfeProvider, access_key,
-    check_reference, is_already_submitted, split_proportionally,
+    check_reference, existing_submission, is_already_submitted, split_proportionally,
 };
 use crate::{
     config::{self, ConfigError},
@@ -379,6 +383,9 @@ impl ENotas {
 impl NfeProvider for ENotas {
     async fn emit(&self, request: &InvoiceRequest) -> Result<EmitOutcome, ProviderError> {
         request.check()?;
+        if let Some(existing) = existing_submission(self, &request.reference).await? {
+            return Ok(existing);
+        }
         let body = nota_body(request, &self.config.fiscal);
         let response = self
             .authorized(self.client.post(self.url("")).json(&body))?

@@ -6,9 +6,11 @@
 //! or `denegado` (with `mensagem_sefaz`), or `cancelado`. Errors are
 //! `{"codigo", "mensagem", "erros": [{"campo", "mensagem"}]}`; 429 and 5xx are retryable.
 //!
-//! A re-POST of a reference Focus already has (a retried job) is refused with
-//! `em_processamento` or an "already authorised" message; that is answered by reading the
-//! invoice's state, so a retry never issues a second NF-e.
+//! Retries never issue a second NF-e: `emit` first reads the reference and posts only when
+//! Focus has nothing (404) or a rejected attempt (`erro_autorizacao` may be resent with the
+//! same ref). Should another worker post in between, Focus refuses the second POST with
+//! `em_processamento` or an "already authorised" message, which is answered by reading the
+//! invoice's state as well.
 
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ use serde_json::Value;
 
 use super::{
     EmitOutcome, FiscalConfig, InvoiceRequest, NfeEnvironment, NfeProvider, access_key,
-    check_reference, is_already_submitted, split_proportionally,
+    check_reference, existing_submission, is_already_submitted, split_proportionally,
 };
 use crate::{
     config::{self, ConfigError},
@@ -367,6 +369,9 @@ impl FocusNfe {
 impl NfeProvider for FocusNfe {
     async fn emit(&self, request: &InvoiceRequest) -> Result<EmitOutcome, ProviderError> {
         request.check()?;
+        if let Some(existing) = existing_submission(self, &request.reference).await? {
+            return Ok(existing);
+        }
         let body = nfe_body(request, &self.config.fiscal);
         let response = self
             .authorized(

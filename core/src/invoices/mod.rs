@@ -469,6 +469,22 @@ pub async fn emit_and_wait(
     }
 }
 
+/// Before posting, what the provider already has under the reference: `Some(outcome)`
+/// when it holds an authorised or processing invoice (report it, post nothing), `None` when
+/// it has none or only a rejected attempt (a rejected reference may be submitted again).
+pub(crate) async fn existing_submission(
+    provider: &(impl NfeProvider + ?Sized),
+    reference: &str,
+) -> Result<Option<EmitOutcome>, ProviderError> {
+    match provider.status(reference).await {
+        Ok(EmitOutcome::Rejected { .. }) | Err(ProviderError::Rejected { status: 404, .. }) => {
+            Ok(None)
+        }
+        Ok(outcome) => Ok(Some(outcome)),
+        Err(err) => Err(err),
+    }
+}
+
 /// True when a refused submission means "this reference was already submitted": the
 /// provider has the invoice, so poll it instead of treating the refusal as final.
 pub(crate) fn is_already_submitted(code: &str, message: &str) -> bool {

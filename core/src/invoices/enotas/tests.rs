@@ -58,6 +58,20 @@ fn authorized() -> serde_json::Value {
     answer
 }
 
+/// eNotas has nothing under our id yet (answered once, before the first POST).
+async fn mount_not_submitted_yet(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path(status_path()))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!([{
+            "codigo": "NFE_NAO_ENCONTRADA", "mensagem": "Nota fiscal não encontrada."
+        }])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
 fn expected_authorization() -> EmitOutcome {
     EmitOutcome::Authorized {
         number: 123,
@@ -79,13 +93,14 @@ fn fast_polling() -> PollSettings {
 #[tokio::test]
 async fn an_invoice_is_authorised_after_polling() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path(nfe_path()))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"nfeId": REF})))
         .expect(1)
         .mount(&server)
         .await;
-    for (priority, status) in [(1, "AguardandoAutorizacao"), (2, "EmProcessoDeAutorizacao")] {
+    for (priority, status) in [(2, "AguardandoAutorizacao"), (3, "EmProcessoDeAutorizacao")] {
         Mock::given(method("GET"))
             .and(path(status_path()))
             .respond_with(ResponseTemplate::new(200).set_body_json(consult(status)))
@@ -98,7 +113,7 @@ async fn an_invoice_is_authorised_after_polling() {
     Mock::given(method("GET"))
         .and(path(status_path()))
         .respond_with(ResponseTemplate::new(200).set_body_json(authorized()))
-        .with_priority(3)
+        .with_priority(4)
         .expect(1)
         .mount(&server)
         .await;
@@ -112,6 +127,7 @@ async fn an_invoice_is_authorised_after_polling() {
 #[tokio::test]
 async fn the_request_carries_the_raw_key_our_id_and_the_homologacao_name() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path(nfe_path()))
         .and(header("authorization", "Basic ZW5vdGFzLWFwaS1rZXk"))
@@ -144,7 +160,18 @@ async fn the_request_carries_the_raw_key_our_id_and_the_homologacao_name() {
     assert_eq!(outcome, EmitOutcome::Processing);
 
     let received = server.received_requests().await.unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert_eq!(
+            request.headers.get("authorization").unwrap(),
+            "Basic ZW5vdGFzLWFwaS1rZXk"
+        );
+    }
+    let post = received
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&post.body).unwrap();
     assert_eq!(
         body["itens"][0],
         json!({
@@ -196,8 +223,10 @@ async fn a_cancelled_invoice_is_no_longer_valid() {
 }
 
 #[tokio::test]
-async fn a_retry_of_an_id_that_exists_reads_it_instead_of_emitting_again() {
+async fn a_post_refused_because_the_id_exists_reads_it_instead() {
     let server = MockServer::start().await;
+    // Nothing yet when this worker looked, but another one posted in between.
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path(nfe_path()))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!([{
@@ -219,18 +248,15 @@ async fn a_retry_of_an_id_that_exists_reads_it_instead_of_emitting_again() {
 }
 
 #[tokio::test]
-async fn a_validation_error_is_permanent_and_does_not_poll() {
+async fn a_validation_error_is_permanent() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path(nfe_path()))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!([{
             "codigo": "CPF_INVALIDO", "mensagem": "O CPF do cliente é inválido."
         }])))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(authorized()))
-        .expect(0)
+        .expect(1)
         .mount(&server)
         .await;
 
@@ -242,10 +268,50 @@ async fn a_validation_error_is_permanent_and_does_not_poll() {
 }
 
 #[tokio::test]
-async fn a_bad_api_key_is_permanent_and_server_errors_are_retryable() {
+async fn a_retry_for_an_authorised_id_posts_nothing() {
     let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(status_path()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(authorized()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"nfeId": REF})))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let outcome = provider(&server).emit(&sample_request()).await.unwrap();
+    assert_eq!(outcome, expected_authorization());
+}
+
+#[tokio::test]
+async fn a_bad_api_key_is_permanent() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Unauthorized"})))
+        .mount(&server)
+        .await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Unauthorized"})))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let err = provider(&server).emit(&sample_request()).await.unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Rejected { status: 401, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retryable() {
+    let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("Service Unavailable"))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -255,10 +321,7 @@ async fn a_bad_api_key_is_permanent_and_server_errors_are_retryable() {
 
     let provider = provider(&server);
     let err = provider.emit(&sample_request()).await.unwrap_err();
-    assert!(
-        matches!(err, ProviderError::Rejected { status: 401, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ProviderError::Unavailable(_)), "{err:?}");
     let err = provider.status(REF).await.unwrap_err();
     assert!(matches!(err, ProviderError::Unavailable(_)), "{err:?}");
 }
@@ -287,10 +350,15 @@ async fn a_slow_provider_times_out_within_the_client_timeout() {
 #[tokio::test]
 async fn answers_that_cannot_be_read_are_malformed() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_body_string("{\"nfeId\": "))
         .mount(&server)
         .await;
+    let err = provider(&server).emit(&sample_request()).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Malformed(_)), "{err:?}");
+
+    let server = MockServer::start().await;
     let mut keyless = authorized();
     keyless["chaveAcesso"] = json!("123");
     Mock::given(method("GET"))
@@ -298,10 +366,6 @@ async fn answers_that_cannot_be_read_are_malformed() {
         .respond_with(ResponseTemplate::new(200).set_body_json(keyless))
         .mount(&server)
         .await;
-
-    let provider = provider(&server);
-    let err = provider.emit(&sample_request()).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Malformed(_)), "{err:?}");
-    let err = provider.status(REF).await.unwrap_err();
+    let err = provider(&server).status(REF).await.unwrap_err();
     assert!(matches!(err, ProviderError::Malformed(_)), "{err:?}");
 }

@@ -47,6 +47,20 @@ fn authorized() -> serde_json::Value {
     })
 }
 
+/// Focus has nothing under `REF` yet (answered once, before the first POST).
+async fn mount_not_submitted_yet(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/nfe/{REF}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "codigo": "nao_encontrado", "mensagem": "Nota fiscal não encontrada"
+        })))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
 fn expected_authorization(server: &MockServer) -> EmitOutcome {
     EmitOutcome::Authorized {
         number: 123,
@@ -66,6 +80,7 @@ fn expected_authorization(server: &MockServer) -> EmitOutcome {
 #[tokio::test]
 async fn an_invoice_is_authorised_after_polling() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path("/v2/nfe"))
         .and(query_param("ref", REF))
@@ -77,7 +92,7 @@ async fn an_invoice_is_authorised_after_polling() {
         .and(path(format!("/v2/nfe/{REF}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(processing()))
         .up_to_n_times(2)
-        .with_priority(1)
+        .with_priority(2)
         .expect(2)
         .mount(&server)
         .await;
@@ -97,6 +112,7 @@ async fn an_invoice_is_authorised_after_polling() {
 #[tokio::test]
 async fn the_request_uses_basic_auth_the_ref_and_the_homologacao_recipient_name() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     let basic = base64::engine::general_purpose::STANDARD.encode("focus-token-abc:");
     Mock::given(method("POST"))
         .and(path("/v2/nfe"))
@@ -127,7 +143,19 @@ async fn the_request_uses_basic_auth_the_ref_and_the_homologacao_recipient_name(
     assert_eq!(outcome, EmitOutcome::Processing);
 
     let received = server.received_requests().await.unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    // The read before the POST is authenticated the same way.
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert_eq!(
+            request.headers.get("authorization").unwrap(),
+            &format!("Basic {basic}")
+        );
+    }
+    let post = received
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&post.body).unwrap();
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(
@@ -151,6 +179,7 @@ async fn the_request_uses_basic_auth_the_ref_and_the_homologacao_recipient_name(
 #[tokio::test]
 async fn in_production_the_recipients_own_name_is_sent() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path("/v2/nfe"))
         .and(body_partial_json(json!({
@@ -212,8 +241,10 @@ async fn a_denied_invoice_is_rejected() {
 }
 
 #[tokio::test]
-async fn a_retry_of_a_ref_in_processing_polls_instead_of_emitting_again() {
+async fn a_concurrent_post_refused_as_in_processing_reads_the_state_instead() {
     let server = MockServer::start().await;
+    // Nothing yet when this worker looked, but another one posted in between.
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path("/v2/nfe"))
         .respond_with(ResponseTemplate::new(422).set_body_json(json!({
@@ -235,8 +266,9 @@ async fn a_retry_of_a_ref_in_processing_polls_instead_of_emitting_again() {
 }
 
 #[tokio::test]
-async fn a_retry_of_an_authorised_ref_returns_the_existing_invoice() {
+async fn a_post_refused_as_already_authorised_returns_the_existing_invoice() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path("/v2/nfe"))
         .respond_with(ResponseTemplate::new(422).set_body_json(json!({
@@ -258,8 +290,9 @@ async fn a_retry_of_an_authorised_ref_returns_the_existing_invoice() {
 }
 
 #[tokio::test]
-async fn a_validation_error_is_permanent_and_does_not_poll() {
+async fn a_validation_error_is_permanent() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .and(path("/v2/nfe"))
         .respond_with(ResponseTemplate::new(422).set_body_json(json!({
@@ -268,11 +301,6 @@ async fn a_validation_error_is_permanent_and_does_not_poll() {
             "erros": [{"mensagem": "CPF inválido", "campo": "cpf_destinatario"}]
         })))
         .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(authorized()))
-        .expect(0)
         .mount(&server)
         .await;
 
@@ -291,9 +319,71 @@ async fn a_validation_error_is_permanent_and_does_not_poll() {
 }
 
 #[tokio::test]
+async fn a_retry_for_an_authorised_ref_posts_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/nfe/{REF}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(authorized()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(processing()))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let outcome = provider(&server).emit(&sample_request()).await.unwrap();
+    assert_eq!(outcome, expected_authorization(&server));
+}
+
+#[tokio::test]
+async fn a_retry_for_a_ref_still_processing_posts_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/nfe/{REF}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(processing()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(processing()))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let outcome = provider(&server).emit(&sample_request()).await.unwrap();
+    assert_eq!(outcome, EmitOutcome::Processing);
+}
+
+#[tokio::test]
+async fn a_ref_whose_authorisation_failed_is_submitted_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/nfe/{REF}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ref": REF, "status": "erro_autorizacao", "status_sefaz": "225",
+            "mensagem_sefaz": "Rejeicao: Falha no Schema XML da NFe"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/nfe"))
+        .and(query_param("ref", REF))
+        .respond_with(ResponseTemplate::new(202).set_body_json(processing()))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let outcome = provider(&server).emit(&sample_request()).await.unwrap();
+    assert_eq!(outcome, EmitOutcome::Processing);
+}
+
+#[tokio::test]
 async fn a_bad_token_is_permanent() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(403).set_body_json(json!({
             "codigo": "permissao_negada", "mensagem": "Acesso negado"
         })))
@@ -311,6 +401,7 @@ async fn a_bad_token_is_permanent() {
 async fn rate_limits_and_server_errors_are_retryable() {
     for status in [429, 500, 503] {
         let server = MockServer::start().await;
+        mount_not_submitted_yet(&server).await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(status).set_body_json(json!({
                 "codigo": "limite_excedido", "mensagem": "Limite de requisições excedido"
@@ -347,6 +438,7 @@ async fn an_unknown_ref_is_a_404_rejection() {
 #[tokio::test]
 async fn a_slow_provider_times_out_within_the_client_timeout() {
     let server = MockServer::start().await;
+    mount_not_submitted_yet(&server).await;
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(202)
