@@ -12,6 +12,7 @@ pub mod invoices;
 pub mod jobs;
 pub mod mail;
 pub mod money;
+pub mod payments;
 pub mod request_id;
 pub mod shipping;
 pub mod users;
