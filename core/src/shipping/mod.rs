@@ -17,6 +17,7 @@ use crate::{
     http_client::ProviderError,
 };
 
+pub mod cached;
 pub mod correios;
 pub mod melhorenvio;
 mod package;
@@ -91,7 +92,8 @@ pub fn provider_from_env() -> Result<Arc<dyn ShippingProvider>, ConfigError> {
     let kind: ShippingProviderKind =
         config::var_parsed("SHIPPING_PROVIDER", ShippingProviderKind::Table)?;
     let timeout = config::var_duration("SHIPPING_TIMEOUT", DEFAULT_TIMEOUT)?;
-    Ok(match kind {
+    let quote_ttl = config::var_duration("SHIPPING_QUOTE_TTL", Duration::from_secs(600))?;
+    let inner: Arc<dyn ShippingProvider> = match kind {
         ShippingProviderKind::Table => Arc::new(table::TableProvider::new()),
         ShippingProviderKind::MelhorEnvio => Arc::new(melhorenvio::MelhorEnvioProvider::new(
             melhorenvio::MelhorEnvioConfig::from_env()?,
@@ -101,6 +103,18 @@ pub fn provider_from_env() -> Result<Arc<dyn ShippingProvider>, ConfigError> {
             correios::CorreiosConfig::from_env()?,
             timeout,
         )),
+    };
+    Ok(Arc::new(cached::CachedProvider::new(
+        inner, quote_ttl, 10_000,
+    )))
+}
+
+/// The CEP parcels leave from (`SHIPPING_SENDER_CEP`, 8 digits; a hyphen is accepted).
+pub fn sender_cep_from_env() -> Result<String, ConfigError> {
+    let raw = config::var_or("SHIPPING_SENDER_CEP", "01310-100");
+    crate::validation::normalize_cep(&raw).ok_or(ConfigError::Invalid {
+        name: "SHIPPING_SENDER_CEP",
+        reason: "expected 8 digits, e.g. 01310-100".into(),
     })
 }
 
