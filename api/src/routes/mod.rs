@@ -1,6 +1,7 @@
 //! One module per area of the contract; each exposes `router() -> OpenApiRouter<AppState>`.
 
 pub mod auth;
+pub mod orders;
 pub mod probes;
 pub mod users;
 
@@ -13,4 +14,5 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(orders::router())
 }

@@ -5,6 +5,7 @@ mod addresses;
 mod auth;
 mod errors;
 mod helpers;
+mod orders;
 mod probes;
 mod rate_limit;
 mod users;

@@ -9,6 +9,8 @@
 //! The payload is wrapped in an [`Envelope`] carrying the request id, so the worker can
 //! log and forward the same id as the request that caused the job.
 
+pub mod expire_order;
+pub mod refund_payment;
 pub mod send_email;
 
 use chrono::{DateTime, Utc};

@@ -1,0 +1,303 @@
+//! `/api/orders`: checkout, reads, cancellation, fulfilment and public tracking, plus the
+//! `Idempotency-Key` handling that `POST /api/orders/{id}/pay` reuses.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    body::Body,
+    extract::{FromRequestParts, State},
+    http::{HeaderName, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use cart_core::{
+    idempotency::{self, Begin, KeyRef, StoredResponse},
+    orders::{self, Actor, Order, OrderStatus, PageRequest, PublicTracking, Viewer},
+};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult, Problem},
+    extract::{AdminUser, AuthUser, Json, PageParams, Paginated, Path, Query},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list_orders))
+        .routes(utoipa_axum::routes!(get_order))
+        .routes(utoipa_axum::routes!(track_order))
+        .routes(utoipa_axum::routes!(ship_order))
+        .routes(utoipa_axum::routes!(deliver_order))
+}
+
+impl From<AuthUser> for Viewer {
+    fn from(user: AuthUser) -> Self {
+        Viewer {
+            user_id: user.id,
+            is_admin: user.is_admin(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct OrdersQuery {
+    /// Admins only: every customer's orders instead of the caller's own.
+    #[serde(default)]
+    pub all: bool,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+}
+
+/// The caller's orders, newest first (admins: every order with `?all=true`).
+#[utoipa::path(get, path = "/orders", tag = "orders",
+    params(PageParams, OrdersQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Paginated<Order>),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, description = "`all=true` from a non-admin", body = Problem),
+    ))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(page): Query<PageParams>,
+    Query(filter): Query<OrdersQuery>,
+) -> ApiResult<Json<Paginated<Order>>> {
+    let page = page.clamp(state.config.pagination_max_limit)?;
+    let request = PageRequest {
+        limit: page.limit,
+        offset: page.offset,
+    };
+    let mut conn = state.db.acquire().await?;
+    let (items, total) = if filter.all {
+        if !user.is_admin() {
+            return Err(cart_core::Error::Forbidden.into());
+        }
+        orders::read::list_all(&mut conn, filter.status, request).await?
+    } else {
+        orders::read::list_for_user(&mut conn, user.id, filter.status, request).await?
+    };
+    Ok(Json(Paginated::new(items, total, page)))
+}
+
+/// One order: its owner's or, for admins, anyone's.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Order),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, description = "no such order, or someone else's", body = Problem),
+    ))]
+pub async fn get_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Order>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(
+        orders::read::get_visible(&mut conn, id, user.into()).await?,
+    ))
+}
+
+/// Public tracking by order number: status and carrier data, nothing personal.
+#[utoipa::path(get, path = "/orders/tracking/{number}", tag = "orders",
+    params(("number" = String, Path, example = "CART-7K3M9Q2X")),
+    responses((status = 200, body = PublicTracking), (status = 404, body = Problem)))]
+pub async fn track_order(
+    State(state): State<AppState>,
+    Path(number): Path<String>,
+) -> ApiResult<Json<PublicTracking>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(orders::read::track(&mut conn, &number).await?))
+}
+
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct TrackingRequest {
+    pub tracking_number: String,
+    pub carrier: String,
+}
+
+/// Admin: the order shipped. `processing` → `shipped`; the customer is e-mailed.
+#[utoipa::path(patch, path = "/orders/{id}/tracking", tag = "orders",
+    params(("id" = Uuid, Path)),
+    request_body = TrackingRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Order),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "not paid yet, already shipped, or cancelled", body = Problem),
+        (status = 422, body = Problem),
+    ))]
+pub async fn ship_order(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<TrackingRequest>,
+) -> ApiResult<Json<Order>> {
+    let mut conn = state.db.acquire().await?;
+    let order = orders::lifecycle::mark_shipped(
+        &mut conn,
+        id,
+        &body.tracking_number,
+        &body.carrier,
+        Actor::User(admin.id),
+    )
+    .await?;
+    Ok(Json(order))
+}
+
+/// Admin: the parcel arrived. `shipped` → `delivered`.
+#[utoipa::path(patch, path = "/orders/{id}/delivered", tag = "orders",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Order),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "not shipped", body = Problem),
+    ))]
+pub async fn deliver_order(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Order>> {
+    let mut conn = state.db.acquire().await?;
+    let order = orders::lifecycle::mark_delivered(&mut conn, id, Actor::User(admin.id)).await?;
+    Ok(Json(order))
+}
+
+// ---- Idempotency-Key ----------------------------------------------------------------
+
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The optional `Idempotency-Key` header; a malformed one is a 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.headers.get(&IDEMPOTENCY_KEY) else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = raw.to_str().map_err(|_| {
+            ApiError::BadRequest("Idempotency-Key must be printable ASCII".into())
+        })?;
+        idempotency::validate_key(key)?;
+        Ok(IdempotencyKey(Some(key.to_owned())))
+    }
+}
+
+/// Response headers a replay repeats.
+const REPLAYED_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::LOCATION];
+/// Answers larger than this are not JSON documents we produce; never buffer more.
+const MAX_STORED_BODY: usize = 1024 * 1024;
+
+/// Runs `work` at most once per `(user, route, key)`: a repeat with the same body gets the
+/// stored answer with `Idempotent-Replayed: true`; the same key with another body, or while
+/// the first request still runs, is a 409. Answers of 5xx give the key back so a retry runs.
+/// Without a key, `work` simply runs.
+pub async fn idempotent<Fut>(
+    state: &AppState,
+    user_id: Uuid,
+    route: String,
+    key: IdempotencyKey,
+    body: &impl Serialize,
+    work: impl FnOnce() -> Fut,
+) -> Response
+where
+    Fut: Future<Output = Response>,
+{
+    let Some(key) = key.0 else {
+        return work().await;
+    };
+    match run_idempotent(state, KeyRef { user_id, route, key }, body, work).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn run_idempotent<Fut>(
+    state: &AppState,
+    key: KeyRef,
+    body: &impl Serialize,
+    work: impl FnOnce() -> Fut,
+) -> Result<Response, Response>
+where
+    Fut: Future<Output = Response>,
+{
+    let hash = idempotency::request_hash(body).map_err(problem)?;
+    // Claimed on a connection of its own, outside the work's transaction, so a concurrent
+    // duplicate sees the claim at once; the connection goes back before the work starts.
+    let begun = {
+        let mut conn = state.db.acquire().await.map_err(problem)?;
+        idempotency::begin(&mut conn, key, &hash)
+            .await
+            .map_err(problem)?
+    };
+    let lease = match begun {
+        Begin::Fresh(lease) => lease,
+        Begin::Replay(stored) => return Ok(replay(stored)),
+        Begin::Conflict(conflict) => return Err(problem(cart_core::Error::from(conflict))),
+    };
+
+    let response = work().await;
+    let status = response.status();
+    let mut conn = state.db.acquire().await.map_err(problem)?;
+    if status.is_server_error() {
+        if let Err(e) = idempotency::release(&mut conn, &lease).await {
+            tracing::warn!(error = %e, "could not release an idempotency key");
+        }
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let _ = idempotency::release(&mut conn, &lease).await;
+            return Err(problem(anyhow::anyhow!("reading a response to store: {e}")));
+        }
+    };
+    let stored = StoredResponse {
+        status: status.as_u16(),
+        body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        headers: REPLAYED_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = parts.headers.get(name)?.to_str().ok()?;
+                Some((name.as_str().to_owned(), value.to_owned()))
+            })
+            .collect::<BTreeMap<_, _>>(),
+    };
+    if let Err(e) = idempotency::complete(&mut conn, &lease, &stored).await {
+        // The work is done and its answer is right; only a later replay would miss it.
+        tracing::error!(error = %e, "could not store an idempotent response");
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let bytes = serde_json::to_vec(&stored.body).unwrap_or_default();
+    let mut response = (status, bytes).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in &stored.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
+    response
+}
+
+fn problem(err: impl Into<ApiError>) -> Response {
+    err.into().into_response()
+}

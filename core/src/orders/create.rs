@@ -1,0 +1,189 @@
+//! Writing a new order with its snapshots (the checkout decides what goes in).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, types::Json};
+use uuid::Uuid;
+
+use super::{
+    model::ShippingAddress,
+    number,
+    status::{Actor, OrderState, OrderStatus, PaymentStatus, record_event},
+};
+use crate::{Error, Result};
+
+/// One line as sold: product data copied from the catalog at checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrderItem {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub unit_price_cents: i64,
+    pub quantity: i32,
+    pub ncm: Option<String>,
+    pub weight_grams: Option<i32>,
+}
+
+impl NewOrderItem {
+    pub fn line_total_cents(&self) -> Result<i64> {
+        self.unit_price_cents
+            .checked_mul(i64::from(self.quantity))
+            .ok_or_else(|| Error::invalid("items", "line total is too large"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedCoupon {
+    pub id: Uuid,
+    pub code: String,
+    pub discount_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenShipping {
+    pub carrier: String,
+    pub service: String,
+    pub price_cents: i64,
+    pub days: i32,
+    pub address: ShippingAddress,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    pub user_id: Uuid,
+    pub items: Vec<NewOrderItem>,
+    pub coupon: Option<AppliedCoupon>,
+    pub shipping: ChosenShipping,
+    /// 11 digits, for the NF-e.
+    pub recipient_cpf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What was written: enough for the caller to enqueue follow-up work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedOrder {
+    pub id: Uuid,
+    pub number: String,
+    pub total_cents: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How many random numbers to try before giving up; with 40 random bits a single clash is
+/// already unlikely for the lifetime of a store.
+const NUMBER_ATTEMPTS: usize = 5;
+
+/// Inserts the order, its items and its creation event. The caller owns the transaction and
+/// has already reserved stock and the coupon.
+pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOrder> {
+    if new.items.is_empty() {
+        return Err(Error::invalid("cart", "the cart is empty"));
+    }
+    let mut subtotal: i64 = 0;
+    for item in &new.items {
+        subtotal = subtotal
+            .checked_add(item.line_total_cents()?)
+            .ok_or_else(|| Error::invalid("items", "subtotal is too large"))?;
+    }
+    let discount = new
+        .coupon
+        .as_ref()
+        .map_or(0, |c| c.discount_cents.clamp(0, subtotal));
+    let total = subtotal - discount + new.shipping.price_cents;
+    let id = Uuid::now_v7();
+    let initial = OrderState::new(OrderStatus::PendingPayment, PaymentStatus::PendingPayment);
+
+    let mut number = None;
+    for _ in 0..NUMBER_ATTEMPTS {
+        let candidate = number::generate();
+        // ON CONFLICT on the number only: a clash is retried without aborting the
+        // caller's transaction.
+        let inserted = sqlx::query_scalar!(
+            r#"INSERT INTO orders
+                   (id, number, user_id, status, payment_status,
+                    subtotal_cents, discount_cents, shipping_cents, total_cents,
+                    coupon_id, coupon_code,
+                    shipping_carrier, shipping_service, shipping_days, shipping_address,
+                    recipient_cpf, expires_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+               ON CONFLICT (number) DO NOTHING
+               RETURNING number"#,
+            id,
+            candidate,
+            new.user_id,
+            initial.status as OrderStatus,
+            initial.payment as PaymentStatus,
+            subtotal,
+            discount,
+            new.shipping.price_cents,
+            total,
+            new.coupon.as_ref().map(|c| c.id),
+            new.coupon.as_ref().map(|c| c.code.clone()),
+            new.shipping.carrier,
+            new.shipping.service,
+            new.shipping.days,
+            Json(&new.shipping.address) as _,
+            new.recipient_cpf,
+            new.expires_at,
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if inserted.is_some() {
+            number = inserted;
+            break;
+        }
+    }
+    let number = number.ok_or_else(|| anyhow::anyhow!("no free order number found"))?;
+
+    let mut product_ids = Vec::with_capacity(new.items.len());
+    let mut skus = Vec::with_capacity(new.items.len());
+    let mut names = Vec::with_capacity(new.items.len());
+    let mut prices = Vec::with_capacity(new.items.len());
+    let mut quantities = Vec::with_capacity(new.items.len());
+    let mut line_totals = Vec::with_capacity(new.items.len());
+    let mut ncms = Vec::with_capacity(new.items.len());
+    let mut weights = Vec::with_capacity(new.items.len());
+    for item in &new.items {
+        product_ids.push(item.product_id);
+        skus.push(item.sku.clone());
+        names.push(item.name.clone());
+        prices.push(item.unit_price_cents);
+        quantities.push(item.quantity);
+        line_totals.push(item.line_total_cents()?);
+        ncms.push(item.ncm.clone());
+        weights.push(item.weight_grams);
+    }
+    sqlx::query!(
+        r#"INSERT INTO order_items
+               (order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents,
+                ncm, weight_grams)
+           SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[],
+                                    $6::int[], $7::bigint[], $8::text[], $9::int[])"#,
+        id,
+        &product_ids,
+        &skus,
+        &names,
+        &prices,
+        &quantities,
+        &line_totals,
+        &ncms as &[Option<String>],
+        &weights as &[Option<i32>],
+    )
+    .execute(&mut *conn)
+    .await?;
+
+    record_event(
+        conn,
+        id,
+        None,
+        initial,
+        Actor::User(new.user_id),
+        "order placed",
+    )
+    .await?;
+
+    Ok(CreatedOrder {
+        id,
+        number,
+        total_cents: total,
+        expires_at: new.expires_at,
+    })
+}
