@@ -1,8 +1,8 @@
 -- Orders, their item snapshots, their audit trail, and the Idempotency-Key store.
 --
--- user_id, product_id and coupon_id are plain uuid columns here: the users, products and
--- coupons tables belong to other migrations; foreign keys to them are added by a later
--- migration once those tables exist.
+-- product_id and coupon_id are plain uuid columns here: the products and coupons tables
+-- belong to a migration not yet written when this one was; foreign keys to them are added
+-- by a later migration. Users are never deleted (erasure anonymises), so orders keep theirs.
 
 CREATE TABLE orders (
     id uuid PRIMARY KEY,
@@ -10,7 +10,7 @@ CREATE TABLE orders (
     -- and cannot be enumerated.
     number text NOT NULL CONSTRAINT orders_number_key UNIQUE
         CONSTRAINT orders_number_format CHECK (number ~ '^CART-[0-9A-HJKMNP-TV-Z]{8}$'),
-    user_id uuid NOT NULL,
+    user_id uuid NOT NULL CONSTRAINT orders_user_id_fkey REFERENCES users (id),
     status text NOT NULL DEFAULT 'pending_payment'
         CONSTRAINT orders_status_check CHECK (status IN
             ('pending_payment', 'processing', 'shipped', 'delivered', 'cancelled')),
@@ -107,7 +107,7 @@ CREATE INDEX order_events_order_idx ON order_events (order_id, id);
 -- Idempotency-Key store for POST routes: the first answer to a (user, route, key) is kept
 -- for 24 h and replayed to repeats with the same body.
 CREATE TABLE idempotency_keys (
-    user_id uuid NOT NULL,
+    user_id uuid NOT NULL CONSTRAINT idempotency_keys_user_id_fkey REFERENCES users (id),
     -- The concrete route, e.g. 'POST /api/orders' or 'POST /api/orders/<id>/pay'.
     route text NOT NULL,
     key text NOT NULL CONSTRAINT idempotency_keys_key_length CHECK (char_length(key) BETWEEN 1 AND 255),

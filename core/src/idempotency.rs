@@ -86,9 +86,9 @@ pub enum KeyConflict {
 impl From<KeyConflict> for Error {
     fn from(conflict: KeyConflict) -> Self {
         match conflict {
-            KeyConflict::InProgress => Error::conflict(
-                "a request with this Idempotency-Key is still being processed",
-            ),
+            KeyConflict::InProgress => {
+                Error::conflict("a request with this Idempotency-Key is still being processed")
+            }
             KeyConflict::DifferentRequest => Error::conflict(
                 "this Idempotency-Key was already used with a different request body",
             ),
@@ -220,6 +220,11 @@ mod tests {
     use serde_json::json;
     use sqlx::PgPool;
 
+    async fn user(pool: &PgPool) -> Uuid {
+        let mut conn = pool.acquire().await.unwrap();
+        crate::orders::tests::insert_user(&mut conn, None).await
+    }
+
     fn key(user_id: Uuid, key: &str) -> KeyRef {
         KeyRef {
             user_id,
@@ -262,8 +267,8 @@ mod tests {
     #[sqlx::test(migrations = false)]
     async fn a_completed_key_replays_its_answer_for_the_same_body(pool: PgPool) {
         crate::db::migrate(&pool).await.unwrap();
+        let user = user(&pool).await;
         let mut conn = pool.acquire().await.unwrap();
-        let user = Uuid::now_v7();
         let Begin::Fresh(lease) = begin(&mut conn, key(user, "k1"), "h1").await.unwrap() else {
             panic!("first use is fresh");
         };
@@ -282,8 +287,9 @@ mod tests {
             Begin::Conflict(KeyConflict::DifferentRequest)
         );
         // Keys are per user and per route.
+        let another = crate::orders::tests::insert_user(&mut conn, None).await;
         assert!(matches!(
-            begin(&mut conn, key(Uuid::now_v7(), "k1"), "h1").await.unwrap(),
+            begin(&mut conn, key(another, "k1"), "h1").await.unwrap(),
             Begin::Fresh(_)
         ));
         let mut other_route = key(user, "k1");
@@ -297,8 +303,8 @@ mod tests {
     #[sqlx::test(migrations = false)]
     async fn a_released_key_can_be_used_again(pool: PgPool) {
         crate::db::migrate(&pool).await.unwrap();
+        let user = user(&pool).await;
         let mut conn = pool.acquire().await.unwrap();
-        let user = Uuid::now_v7();
         let Begin::Fresh(lease) = begin(&mut conn, key(user, "k"), "h").await.unwrap() else {
             panic!("fresh");
         };
@@ -318,8 +324,8 @@ mod tests {
     #[sqlx::test(migrations = false)]
     async fn expired_and_stale_claims_are_taken_over(pool: PgPool) {
         crate::db::migrate(&pool).await.unwrap();
+        let user = user(&pool).await;
         let mut conn = pool.acquire().await.unwrap();
-        let user = Uuid::now_v7();
         let Begin::Fresh(done) = begin(&mut conn, key(user, "old"), "h").await.unwrap() else {
             panic!("fresh");
         };
@@ -341,7 +347,9 @@ mod tests {
         .unwrap();
         // Expired: even another body may use the key now.
         assert!(matches!(
-            begin(&mut conn, key(user, "old"), "new body").await.unwrap(),
+            begin(&mut conn, key(user, "old"), "new body")
+                .await
+                .unwrap(),
             Begin::Fresh(_)
         ));
         // Stale: only a repeat of the same request takes it over.
@@ -358,7 +366,7 @@ mod tests {
     #[sqlx::test(migrations = false)]
     async fn concurrent_claims_of_one_key_let_exactly_one_through(pool: PgPool) {
         crate::db::migrate(&pool).await.unwrap();
-        let user = Uuid::now_v7();
+        let user = user(&pool).await;
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
         let mut tasks = Vec::new();
         for _ in 0..20 {
@@ -385,8 +393,8 @@ mod tests {
     #[sqlx::test(migrations = false)]
     async fn pruning_removes_only_expired_keys(pool: PgPool) {
         crate::db::migrate(&pool).await.unwrap();
+        let user = user(&pool).await;
         let mut conn = pool.acquire().await.unwrap();
-        let user = Uuid::now_v7();
         for k in ["a", "b", "c"] {
             begin(&mut conn, key(user, k), "h").await.unwrap();
         }

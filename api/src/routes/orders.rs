@@ -186,9 +186,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(raw) = parts.headers.get(&IDEMPOTENCY_KEY) else {
             return Ok(IdempotencyKey(None));
         };
-        let key = raw.to_str().map_err(|_| {
-            ApiError::BadRequest("Idempotency-Key must be printable ASCII".into())
-        })?;
+        let key = raw
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("Idempotency-Key must be printable ASCII".into()))?;
         idempotency::validate_key(key)?;
         Ok(IdempotencyKey(Some(key.to_owned())))
     }
@@ -217,7 +217,18 @@ where
     let Some(key) = key.0 else {
         return work().await;
     };
-    match run_idempotent(state, KeyRef { user_id, route, key }, body, work).await {
+    match run_idempotent(
+        state,
+        KeyRef {
+            user_id,
+            route,
+            key,
+        },
+        body,
+        work,
+    )
+    .await
+    {
         Ok(response) | Err(response) => response,
     }
 }
@@ -294,7 +305,10 @@ fn replay(stored: StoredResponse) -> Response {
             headers.insert(name, value);
         }
     }
-    headers.insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
+    headers.insert(
+        IDEMPOTENT_REPLAYED.clone(),
+        HeaderValue::from_static("true"),
+    );
     response
 }
 

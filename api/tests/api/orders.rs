@@ -1,6 +1,9 @@
 //! Order reads, fulfilment and public tracking over HTTP. Orders are written with the core
 //! functions so these tests do not depend on checkout.
 
+// Fixture helpers below are not `#[test]` functions, which clippy's test allowance skips.
+#![allow(clippy::unwrap_used)]
+
 use cart_core::{
     auth::Role,
     orders::{
@@ -28,6 +31,24 @@ fn address() -> ShippingAddress {
         city: "Rio de Janeiro".into(),
         state: "RJ".into(),
     }
+}
+
+/// An account straight in the table: no password hashing, so setup stays fast. Its token
+/// (from [`TestApp::token_for`]) is accepted because the account exists.
+pub(crate) async fn insert_user(pool: &PgPool, role: Role, cpf: Option<&str>) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO users (id, name, email, cpf, password_hash, role)
+         VALUES ($1, 'Cliente Teste', $2, $3, '!', $4)",
+    )
+    .bind(id)
+    .bind(format!("{}@example.com", id.simple()))
+    .bind(cpf)
+    .bind(role.as_str())
+    .execute(pool)
+    .await
+    .unwrap();
+    id
 }
 
 async fn place(pool: &PgPool, user_id: Uuid) -> (Uuid, String) {
@@ -82,13 +103,15 @@ struct People {
     admin_token: String,
 }
 
-fn people(app: &TestApp) -> People {
-    let owner = Uuid::now_v7();
+async fn people(app: &TestApp) -> People {
+    let owner = insert_user(&app.pool, Role::User, None).await;
+    let stranger = insert_user(&app.pool, Role::User, None).await;
+    let admin = insert_user(&app.pool, Role::Admin, None).await;
     People {
         owner,
         owner_token: app.token_for(owner, Role::User),
-        stranger_token: app.token_for(Uuid::now_v7(), Role::User),
-        admin_token: app.token_for(Uuid::now_v7(), Role::Admin),
+        stranger_token: app.token_for(stranger, Role::User),
+        admin_token: app.token_for(admin, Role::Admin),
     }
 }
 
@@ -104,7 +127,7 @@ fn ids(body: &Value) -> Vec<String> {
 #[sqlx::test(migrations = false)]
 async fn an_order_is_shown_to_its_owner_in_the_contract_shape(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let p = people(&app);
+    let p = people(&app).await;
     let (id, number) = place(&pool, p.owner).await;
 
     let res = app
@@ -133,14 +156,31 @@ async fn an_order_is_shown_to_its_owner_in_the_contract_shape(pool: PgPool) {
     assert_eq!(order["shipping"]["days"], 2);
     assert_eq!(order["shipping"]["address"]["cep"], "20040020");
     assert_eq!(order["shipping"]["address"]["complement"], "sala 501");
-    let mut keys: Vec<&str> = order.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = order
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(
         keys,
         [
-            "carrier", "coupon_code", "created_at", "discount_cents", "id", "items", "number",
-            "payment_status", "shipping", "shipping_cents", "status", "subtotal_cents",
-            "total_cents", "tracking_number", "updated_at"
+            "carrier",
+            "coupon_code",
+            "created_at",
+            "discount_cents",
+            "id",
+            "items",
+            "number",
+            "payment_status",
+            "shipping",
+            "shipping_cents",
+            "status",
+            "subtotal_cents",
+            "total_cents",
+            "tracking_number",
+            "updated_at"
         ]
     );
 }
@@ -148,18 +188,23 @@ async fn an_order_is_shown_to_its_owner_in_the_contract_shape(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn another_users_order_is_404_and_admins_see_it(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let p = people(&app);
+    let p = people(&app).await;
     let (id, _) = place(&pool, p.owner).await;
     let path = format!("/api/orders/{id}");
 
     app.get(&path, Some(&p.stranger_token))
         .await
         .assert_problem(404);
-    app.get(&path, Some(&p.admin_token)).await.assert_status(200);
-    app.get(&path, None).await.assert_problem(401);
-    app.get(&format!("/api/orders/{}", Uuid::now_v7()), Some(&p.owner_token))
+    app.get(&path, Some(&p.admin_token))
         .await
-        .assert_problem(404);
+        .assert_status(200);
+    app.get(&path, None).await.assert_problem(401);
+    app.get(
+        &format!("/api/orders/{}", Uuid::now_v7()),
+        Some(&p.owner_token),
+    )
+    .await
+    .assert_problem(404);
     app.get("/api/orders/not-a-uuid", Some(&p.owner_token))
         .await
         .assert_problem(400);
@@ -168,12 +213,12 @@ async fn another_users_order_is_404_and_admins_see_it(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn the_order_list_is_the_callers_newest_first_and_paginated(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let p = people(&app);
+    let p = people(&app).await;
     let mut mine = Vec::new();
     for _ in 0..3 {
         mine.push(place(&pool, p.owner).await.0.to_string());
     }
-    place(&pool, Uuid::now_v7()).await;
+    place(&pool, insert_user(&pool, Role::User, None).await).await;
 
     let res = app.get("/api/orders", Some(&p.owner_token)).await;
     res.assert_status(200);
@@ -190,7 +235,9 @@ async fn the_order_list_is_the_callers_newest_first_and_paginated(pool: PgPool) 
     assert_eq!(ids(&page.body), vec![mine[1].clone()]);
     assert_eq!(page.body["total"], 3);
 
-    let clamped = app.get("/api/orders?limit=1000", Some(&p.owner_token)).await;
+    let clamped = app
+        .get("/api/orders?limit=1000", Some(&p.owner_token))
+        .await;
     assert_eq!(clamped.body["limit"], 100);
     app.get("/api/orders?limit=0", Some(&p.owner_token))
         .await
@@ -207,9 +254,9 @@ async fn the_order_list_is_the_callers_newest_first_and_paginated(pool: PgPool) 
 #[sqlx::test(migrations = false)]
 async fn only_admins_list_every_order_and_may_filter_by_status(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let p = people(&app);
+    let p = people(&app).await;
     let (paid, _) = place(&pool, p.owner).await;
-    place(&pool, Uuid::now_v7()).await;
+    place(&pool, insert_user(&pool, Role::User, None).await).await;
     mark_paid(&pool, paid).await;
 
     app.get("/api/orders?all=true", Some(&p.owner_token))
@@ -219,7 +266,10 @@ async fn only_admins_list_every_order_and_may_filter_by_status(pool: PgPool) {
     all.assert_status(200);
     assert_eq!(all.body["total"], 2);
     let processing = app
-        .get("/api/orders?all=true&status=processing", Some(&p.admin_token))
+        .get(
+            "/api/orders?all=true&status=processing",
+            Some(&p.admin_token),
+        )
         .await;
     assert_eq!(ids(&processing.body), vec![paid.to_string()]);
     // Without all=true an admin sees their own orders, like anyone.
@@ -230,7 +280,7 @@ async fn only_admins_list_every_order_and_may_filter_by_status(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn public_tracking_shows_no_personal_data(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let p = people(&app);
+    let p = people(&app).await;
     let (id, number) = place(&pool, p.owner).await;
     mark_paid(&pool, id).await;
     app.patch(
@@ -241,7 +291,9 @@ async fn public_tracking_shows_no_personal_data(pool: PgPool) {
     .await
     .assert_status(200);
 
-    let res = app.get(&format!("/api/orders/tracking/{number}"), None).await;
+    let res = app
+        .get(&format!("/api/orders/tracking/{number}"), None)
+        .await;
     res.assert_status(200);
     let mut keys: Vec<&str> = res
         .body
@@ -253,7 +305,13 @@ async fn public_tracking_shows_no_personal_data(pool: PgPool) {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["carrier", "number", "status", "tracking_number", "updated_at"]
+        [
+            "carrier",
+            "number",
+            "status",
+            "tracking_number",
+            "updated_at"
+        ]
     );
     assert_eq!(res.body["status"], "shipped");
     assert_eq!(res.body["tracking_number"], "QB123456789BR");
@@ -267,7 +325,7 @@ async fn public_tracking_shows_no_personal_data(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn admins_ship_and_deliver_paid_orders(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let p = people(&app);
+    let p = people(&app).await;
     let (id, _) = place(&pool, p.owner).await;
     let ship = format!("/api/orders/{id}/tracking");
     let deliver = format!("/api/orders/{id}/delivered");
@@ -339,6 +397,9 @@ async fn every_order_route_is_in_the_openapi_document(pool: PgPool) {
         "/api/orders/{id}/delivered",
         "/api/orders/tracking/{number}",
     ] {
-        assert!(paths.contains_key(path), "{path} missing from /openapi.json");
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from /openapi.json"
+        );
     }
 }

@@ -35,7 +35,12 @@ pub async fn mark_shipped(
     actor: Actor,
 ) -> Result<Order> {
     let mut errors = FieldErrors::new();
-    let tracking_number = clean_field(&mut errors, "tracking_number", tracking_number, MAX_TRACKING_LEN);
+    let tracking_number = clean_field(
+        &mut errors,
+        "tracking_number",
+        tracking_number,
+        MAX_TRACKING_LEN,
+    );
     let carrier = clean_field(&mut errors, "carrier", carrier, MAX_CARRIER_LEN);
     errors.into_result()?;
 
@@ -59,7 +64,11 @@ pub async fn mark_shipped(
 }
 
 /// Admin: the parcel arrived. `shipped` → `delivered`.
-pub async fn mark_delivered(conn: &mut PgConnection, order_id: Uuid, actor: Actor) -> Result<Order> {
+pub async fn mark_delivered(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    actor: Actor,
+) -> Result<Order> {
     let mut tx = conn.begin().await?;
     let from = lock_state(&mut tx, order_id).await?;
     transition(
@@ -74,4 +83,3 @@ pub async fn mark_delivered(conn: &mut PgConnection, order_id: Uuid, actor: Acto
     tx.commit().await?;
     Ok(order)
 }
-

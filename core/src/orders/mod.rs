@@ -5,6 +5,7 @@ pub mod create;
 pub mod lifecycle;
 pub mod model;
 pub mod number;
+pub mod privacy;
 pub mod read;
 pub mod status;
 
@@ -46,4 +47,4 @@ impl Default for OrdersConfig {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

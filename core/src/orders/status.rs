@@ -352,7 +352,10 @@ mod tests {
                 state(S::Cancelled, P::Paid),
             ),
             // A cancelled unpaid order is not revived by a late payment.
-            (state(S::Cancelled, P::Expired), state(S::Processing, P::Paid)),
+            (
+                state(S::Cancelled, P::Expired),
+                state(S::Processing, P::Paid),
+            ),
             // No change.
             (state(S::Shipped, P::Paid), state(S::Shipped, P::Paid)),
             // Refunds only after money arrived.

@@ -27,6 +27,21 @@ pub(crate) fn address() -> ShippingAddress {
     }
 }
 
+/// An account straight in the table (no password hashing: tests need only the row).
+pub(crate) async fn insert_user(conn: &mut PgConnection, cpf: Option<&str>) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO users (id, name, email, cpf, password_hash) VALUES ($1, 'Cliente', $2, $3, '!')",
+    )
+    .bind(id)
+    .bind(format!("{}@example.com", id.simple()))
+    .bind(cpf)
+    .execute(conn)
+    .await
+    .unwrap();
+    id
+}
+
 fn new_order(user_id: Uuid) -> NewOrder {
     NewOrder {
         user_id,
@@ -71,6 +86,11 @@ async fn place(conn: &mut PgConnection, user_id: Uuid) -> Uuid {
     create::insert(conn, &new_order(user_id)).await.unwrap().id
 }
 
+async fn place_for_new_user(conn: &mut PgConnection) -> Uuid {
+    let user = insert_user(conn, None).await;
+    place(conn, user).await
+}
+
 async fn events(conn: &mut PgConnection, order_id: Uuid) -> Vec<(Option<String>, String, String)> {
     sqlx::query_as(
         "SELECT from_status, to_status, actor FROM order_events WHERE order_id = $1 ORDER BY id",
@@ -102,7 +122,7 @@ const PAGE: PageRequest = PageRequest {
 async fn a_new_order_keeps_its_snapshots_and_totals(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let user = Uuid::now_v7();
+    let user = insert_user(&mut conn, None).await;
     let created = create::insert(&mut conn, &new_order(user)).await.unwrap();
     let order = read::get(&mut conn, created.id).await.unwrap();
 
@@ -134,20 +154,25 @@ async fn a_new_order_keeps_its_snapshots_and_totals(pool: PgPool) {
 async fn the_database_refuses_inconsistent_totals_and_states(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let id = place(&mut conn, Uuid::now_v7()).await;
+    let id = place_for_new_user(&mut conn).await;
     let bad_total = sqlx::query("UPDATE orders SET total_cents = total_cents + 1 WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await
         .unwrap_err();
-    assert!(bad_total.to_string().contains("orders_total_matches"), "{bad_total}");
+    assert!(
+        bad_total.to_string().contains("orders_total_matches"),
+        "{bad_total}"
+    );
     let bad_state = sqlx::query("UPDATE orders SET status = 'processing' WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await
         .unwrap_err();
     assert!(
-        bad_state.to_string().contains("orders_status_payment_consistent"),
+        bad_state
+            .to_string()
+            .contains("orders_status_payment_consistent"),
         "{bad_state}"
     );
 }
@@ -156,7 +181,7 @@ async fn the_database_refuses_inconsistent_totals_and_states(pool: PgPool) {
 async fn owners_and_admins_see_an_order_and_others_get_not_found(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let owner = Uuid::now_v7();
+    let owner = insert_user(&mut conn, None).await;
     let id = place(&mut conn, owner).await;
     let as_owner = Viewer {
         user_id: owner,
@@ -186,12 +211,12 @@ async fn owners_and_admins_see_an_order_and_others_get_not_found(pool: PgPool) {
 async fn lists_are_newest_first_paginated_and_filtered(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let user = Uuid::now_v7();
+    let user = insert_user(&mut conn, None).await;
     let mut mine = Vec::new();
     for _ in 0..5 {
         mine.push(place(&mut conn, user).await);
     }
-    let other = place(&mut conn, Uuid::now_v7()).await;
+    let other = place_for_new_user(&mut conn).await;
     pay(&mut conn, mine[1]).await;
 
     let (first, total) = read::list_for_user(
@@ -238,14 +263,18 @@ async fn lists_are_newest_first_paginated_and_filtered(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(total, 5);
-    assert!(pending.iter().all(|o| o.status == OrderStatus::PendingPayment));
+    assert!(
+        pending
+            .iter()
+            .all(|o| o.status == OrderStatus::PendingPayment)
+    );
 }
 
 #[sqlx::test(migrations = false)]
 async fn public_tracking_finds_an_order_by_number_in_any_case(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let id = place(&mut conn, Uuid::now_v7()).await;
+    let id = place_for_new_user(&mut conn).await;
     let order = read::get(&mut conn, id).await.unwrap();
     let tracking = read::track(&mut conn, &order.number.to_lowercase())
         .await
@@ -264,7 +293,7 @@ async fn public_tracking_finds_an_order_by_number_in_any_case(pool: PgPool) {
 async fn an_illegal_transition_is_a_conflict_and_leaves_no_event(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let id = place(&mut conn, Uuid::now_v7()).await;
+    let id = place_for_new_user(&mut conn).await;
     let err = status::transition(
         &mut conn,
         id,
@@ -294,7 +323,7 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let admin = Actor::User(Uuid::now_v7());
-    let id = place(&mut conn, Uuid::now_v7()).await;
+    let id = place_for_new_user(&mut conn).await;
 
     // Unpaid orders do not ship; delivery needs shipping first.
     let unpaid = lifecycle::mark_shipped(&mut conn, id, "BR123", "Correios", admin)
@@ -324,7 +353,9 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
         lifecycle::mark_shipped(&mut conn, id, "BR9", "Correios", admin).await,
         Err(Error::Conflict(_))
     ));
-    let delivered = lifecycle::mark_delivered(&mut conn, id, admin).await.unwrap();
+    let delivered = lifecycle::mark_delivered(&mut conn, id, admin)
+        .await
+        .unwrap();
     assert_eq!(delivered.status, OrderStatus::Delivered);
 
     let logged: Vec<String> = events(&mut conn, id)
@@ -342,7 +373,7 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
 async fn events_carry_the_request_id(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let id = place(&mut conn, Uuid::now_v7()).await;
+    let id = place_for_new_user(&mut conn).await;
     crate::request_id::scope("req-42".into(), pay(&mut conn, id)).await;
     let request_ids: Vec<Option<String>> =
         sqlx::query_scalar("SELECT request_id FROM order_events WHERE order_id = $1 ORDER BY id")
@@ -358,7 +389,7 @@ async fn concurrent_transitions_of_one_order_apply_once(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let id = {
         let mut conn = pool.acquire().await.unwrap();
-        place(&mut conn, Uuid::now_v7()).await
+        place_for_new_user(&mut conn).await
     };
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
     let mut tasks = Vec::new();
@@ -387,4 +418,32 @@ async fn concurrent_transitions_of_one_order_apply_once(pool: PgPool) {
     assert_eq!(applied, 1);
     let mut conn = pool.acquire().await.unwrap();
     assert_eq!(events(&mut conn, id).await.len(), 2);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_lgpd_export_lists_the_users_orders_with_items_and_history(pool: PgPool) {
+    crate::db::migrate(&pool).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let user = insert_user(&mut conn, Some("52998224725")).await;
+    let id = place(&mut conn, user).await;
+    pay(&mut conn, id).await;
+    place_for_new_user(&mut conn).await;
+
+    let document = crate::users::privacy::export(&mut conn, user)
+        .await
+        .unwrap();
+    let orders = document["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1);
+    let order = &orders[0];
+    assert_eq!(order["id"], id.to_string());
+    assert_eq!(order["recipient_cpf"], "52998224725");
+    assert_eq!(order["shipping_address"]["cep"], "01310100");
+    assert_eq!(order["items"].as_array().unwrap().len(), 2);
+    let history: Vec<&str> = order["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to_status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["pending_payment", "processing"]);
 }

@@ -16,7 +16,7 @@ use crate::{Error, Result};
 
 /// Tables of other areas whose rows belong to a user through a `user_id` column. Each is
 /// exported as stored; one that does not exist (yet) exports as an empty list.
-pub const USER_OWNED_TABLES: &[&str] = &["orders"];
+pub const USER_OWNED_TABLES: &[&str] = &["idempotency_keys"];
 
 #[derive(Debug, Serialize)]
 struct StoredProfile {
@@ -89,6 +89,10 @@ pub async fn export(conn: &mut PgConnection, user_id: Uuid) -> Result<Value> {
     document.insert("addresses".into(), to_json(&addresses)?);
     document.insert("password_reset_requests".into(), to_json(&reset_requests)?);
     document.insert("privacy_requests".into(), to_json(&privacy_requests)?);
+    document.insert(
+        "orders".into(),
+        crate::orders::privacy::export_for_user(&mut tx, user_id).await?,
+    );
     for table in USER_OWNED_TABLES {
         document.insert(
             (*table).into(),

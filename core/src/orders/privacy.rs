@@ -1,0 +1,30 @@
+//! The orders section of the LGPD access export (`users::privacy::export`): every order of
+//! the user as stored, with its items and its status history.
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::Result;
+
+/// The user's orders, oldest first, each with `items` and `events`.
+pub async fn export_for_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Value> {
+    let orders = sqlx::query_scalar!(
+        r#"SELECT COALESCE(jsonb_agg(
+                      to_jsonb(o)
+                      || jsonb_build_object(
+                          'items', (SELECT COALESCE(jsonb_agg(to_jsonb(i) - 'order_id'
+                                                              ORDER BY i.sku), '[]'::jsonb)
+                                    FROM order_items i WHERE i.order_id = o.id),
+                          'events', (SELECT COALESCE(jsonb_agg(to_jsonb(e) - 'order_id' - 'id'
+                                                               ORDER BY e.id), '[]'::jsonb)
+                                     FROM order_events e WHERE e.order_id = o.id))
+                      ORDER BY o.created_at, o.id),
+                  '[]'::jsonb) AS "orders!"
+           FROM orders o WHERE o.user_id = $1"#,
+        user_id,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(orders)
+}
