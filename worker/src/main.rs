@@ -1,3 +1,133 @@
-fn main() {
-    println!("cart-worker: the job runner arrives with the jobs module");
+use std::{io::Write, process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use cart_core::config;
+use cart_worker::{
+    Deps, Registry, Runtime,
+    cli::{self, Cli, Command, Ctx, JobsArgs},
+    config::WorkerConfig,
+};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    config::load_dotenv();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => match run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "worker stopped");
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Jobs(args) => match jobs(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = std::io::stdout().flush();
+                eprintln!("error: {e:#}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+    }
+}
+
+/// The job kinds of this process: the standard set, plus the test kinds when
+/// `WORKER_TEST_JOBS` is on (integration tests only).
+fn registry() -> anyhow::Result<Registry> {
+    let registry = Registry::standard();
+    Ok(if config::var_bool("WORKER_TEST_JOBS", false)? {
+        registry.with_test_jobs()
+    } else {
+        registry
+    })
+}
+
+async fn run() -> anyhow::Result<()> {
+    cart_worker::init_tracing("info")?;
+    let registry = registry()?;
+    let config = WorkerConfig::from_env(&registry)?;
+    let mailer = cart_core::mail::mailer_from_env()?;
+    // Lazy: the worker starts while the database is down and its supervisors keep retrying.
+    let pool = config.db.connect_lazy().context("database configuration")?;
+    let metrics = cart_worker::metrics::install();
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
+        .await
+        .with_context(|| format!("binding WORKER_PORT {}", config.port))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        kinds = ?registry.names(),
+        "worker starting"
+    );
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(
+        axum::serve(listener, cart_worker::http::router(pool.clone(), metrics))
+            .with_graceful_shutdown(async {
+                let _ = http_stopped.await;
+            })
+            .into_future(),
+    );
+    let deps = Deps {
+        pool,
+        mailer,
+        settings: Arc::new(config.jobs.clone()),
+    };
+    let runtime = Runtime::start(&registry, &config.runtime, deps);
+    shutdown_signal().await;
+    let report = runtime.shutdown().await;
+    let _ = http_stop.send(());
+    let _ = http.await;
+    tracing::info!(
+        drained = report.drained,
+        released = report.released,
+        "worker stopped"
+    );
+    Ok(())
+}
+
+async fn jobs(args: JobsArgs) -> Result<(), cli::CliError> {
+    cart_worker::init_tracing("warn")?;
+    let registry = registry()?;
+    let actor = cli::actor(args.actor)?;
+    let db = cart_core::db::DbConfig::from_env().map_err(anyhow::Error::from)?;
+    let pool = db
+        .connect()
+        .await
+        .context("connecting to the database (DATABASE_URL)")?;
+    let stdout = std::io::stdout();
+    let stdin = std::io::stdin();
+    let mut ctx = Ctx {
+        pool: &pool,
+        registry: &registry,
+        actor,
+        out: &mut stdout.lock(),
+        input: &mut stdin.lock(),
+    };
+    cli::run_jobs(args.command, &mut ctx).await
+}
+
+/// SIGTERM (how process managers stop us) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
 }

@@ -19,6 +19,9 @@ use sqlx::PgConnection;
 
 use crate::Result;
 
+pub mod maintenance;
+pub mod send_email;
+
 /// A kind of background job. `NAME` is the queue name stored in every row: it must never
 /// change once released.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {

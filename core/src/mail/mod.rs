@@ -6,6 +6,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+pub mod templates;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,64 @@
+//! Payloads of the periodic maintenance jobs. A ticker in every worker process enqueues one
+//! per tick; the tick's scheduled time is the idempotency key, so however many processes run,
+//! each tick becomes exactly one job.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::jobs::Job;
+
+/// A job enqueued by a ticker, keyed by the tick it belongs to.
+pub trait TickJob: Job {
+    /// Environment variable holding the interval between ticks (`30s`, `15m`, `1h`).
+    const INTERVAL_VAR: &'static str;
+    /// Interval used when the variable is unset.
+    const DEFAULT_INTERVAL: std::time::Duration;
+
+    fn for_tick(tick: DateTime<Utc>) -> Self;
+}
+
+/// The idempotency key of the job for `tick`: `prune_jobs:2026-11-25T12:00:00Z`.
+pub fn tick_key(kind: &str, tick: DateTime<Utc>) -> String {
+    format!("{kind}:{}", tick.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Deletes finished jobs past their retention (Done after a day, failed after two weeks),
+/// and the registrations of workers long gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneJobs {
+    pub tick: DateTime<Utc>,
+}
+
+impl Job for PruneJobs {
+    const NAME: &'static str = "prune_jobs";
+    const MAX_ATTEMPTS: i32 = 3;
+
+    fn idempotency_key(&self) -> Option<String> {
+        Some(tick_key(Self::NAME, self.tick))
+    }
+}
+
+impl TickJob for PruneJobs {
+    const INTERVAL_VAR: &'static str = "TICK_PRUNE_JOBS";
+    const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+    fn for_tick(tick: DateTime<Utc>) -> Self {
+        Self { tick }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tick_key_is_the_kind_and_the_scheduled_time_in_utc() {
+        let tick = DateTime::parse_from_rfc3339("2026-11-25T09:00:00-03:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            PruneJobs::for_tick(tick).idempotency_key().as_deref(),
+            Some("prune_jobs:2026-11-25T12:00:00Z")
+        );
+    }
+}

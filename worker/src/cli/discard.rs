@@ -1,0 +1,81 @@
+//! `jobs discard ID…`: deletes jobs that are waiting or have failed. The audit trail keeps
+//! what was discarded (kind, payload, last error). Running jobs, jobs a worker has already
+//! claimed, and finished jobs are refused.
+
+use serde_json::{Value, json};
+
+use super::{CliError, Ctx, audit, check_ids, load_targets};
+
+#[derive(Debug, clap::Args)]
+pub struct Opts {
+    /// The jobs to discard.
+    #[arg(required = true)]
+    pub ids: Vec<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
+    let ids = check_ids(&opts.ids)?;
+    let targets = load_targets(ctx.pool, &ids).await?;
+    let refused: Vec<String> = targets
+        .iter()
+        .filter_map(|t| match (t.state.as_str(), t.status.as_str()) {
+            ("pending", "Queued") => Some(format!("{} is claimed by a worker", t.id)),
+            ("pending" | "retrying" | "failed", _) => None,
+            (state, _) => Some(format!("{} is {state}", t.id)),
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(CliError::NotAllowed(format!(
+            "only waiting or failed jobs can be discarded: {}; nothing was changed",
+            refused.join(", ")
+        )));
+    }
+    if ids.len() > 1 {
+        ctx.confirm(&format!("Discard {} job(s)?", ids.len()), opts.yes)?;
+    }
+    let mut tx = ctx.pool.begin().await?;
+    let deleted = sqlx::query!(
+        r#"DELETE FROM apalis.jobs
+           WHERE id = ANY($1) AND status IN ('Pending', 'Failed', 'Killed')
+           RETURNING id, job_type, status, attempts, job, last_result->>'Err' AS last_error"#,
+        &ids,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let discarded: Vec<String> = deleted.iter().map(|d| d.id.clone()).collect();
+    let jobs: Vec<Value> = deleted
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "kind": d.job_type,
+                "status": d.status,
+                "attempts": d.attempts,
+                "envelope": serde_json::from_slice::<Value>(&d.job)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&d.job).into_owned())),
+                "last_error": d.last_error,
+            })
+        })
+        .collect();
+    audit::record(
+        &mut tx,
+        &ctx.actor,
+        "jobs.discard",
+        &discarded,
+        json!({ "jobs": jobs }),
+    )
+    .await?;
+    tx.commit().await?;
+    if discarded.len() < ids.len() {
+        ctx.say(format!(
+            "discarded {} of {} job(s); the others were claimed by a worker meanwhile",
+            discarded.len(),
+            ids.len()
+        ))
+    } else {
+        ctx.say(format!("discarded {} job(s)", discarded.len()))
+    }
+}

@@ -1,0 +1,296 @@
+//! The command line: `cart-worker run` (the default) and the operator commands
+//! `cart-worker jobs …`, one module per subcommand, all plain SQL over `apalis.jobs`.
+//!
+//! Exit codes: 0 done; 1 unexpected failure (e.g. database unreachable); 2 bad input (also
+//! clap's usage errors); 3 unknown job id; 4 a job's state does not allow the action (or the
+//! job already exists); 5 cancelled at the confirmation prompt.
+
+pub mod discard;
+pub mod enqueue;
+pub mod list;
+pub mod retry;
+pub mod show;
+pub mod stats;
+
+mod audit;
+mod output;
+
+use std::io::{BufRead, Write};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sqlx::PgPool;
+
+use crate::registry::Registry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cart-worker",
+    version,
+    about = "cart's background worker, and the operator's view of its job queue"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the job workers and tickers until SIGTERM/SIGINT (the default).
+    Run,
+    /// Inspect and operate the job queue.
+    Jobs(JobsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Who is acting, for the audit trail [default: $USER].
+    #[arg(long, global = true)]
+    pub actor: Option<String>,
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Counts by kind and state, and how long the oldest due job has waited.
+    Stats(stats::Opts),
+    /// Jobs, newest first.
+    List(list::Opts),
+    /// One job: payload, attempts, errors and its failure history.
+    Show(show::Opts),
+    /// Run failed jobs again, with a fresh set of attempts.
+    Retry(retry::Opts),
+    /// Delete jobs that have not started (or have failed), keeping a record in the audit trail.
+    Discard(discard::Opts),
+    /// Enqueue a job by hand.
+    Enqueue(enqueue::Opts),
+}
+
+/// A job's state as operators see it (see the `job_state` SQL function).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum State {
+    /// Waiting to start.
+    Pending,
+    /// Running now.
+    Running,
+    /// Finished successfully.
+    Done,
+    /// Failed, with attempts left: it runs again later.
+    Retrying,
+    /// Failed for good: attempts exhausted or a permanent error.
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("cancelled; nothing was changed")]
+    Cancelled,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Other(_) => 1,
+            Self::Invalid(_) => 2,
+            Self::NotFound(_) => 3,
+            Self::NotAllowed(_) => 4,
+            Self::Cancelled => 5,
+        }
+    }
+}
+
+impl From<sqlx::Error> for CliError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Other(anyhow::Error::new(err).context("database"))
+    }
+}
+
+impl From<cart_core::Error> for CliError {
+    fn from(err: cart_core::Error) -> Self {
+        Self::Other(err.into())
+    }
+}
+
+/// What every subcommand gets: the database, the known kinds, the acting operator, and the
+/// terminal (as traits, so tests can type the answers and read the output).
+pub struct Ctx<'a> {
+    pub pool: &'a PgPool,
+    pub registry: &'a Registry,
+    pub actor: String,
+    pub out: &'a mut dyn Write,
+    pub input: &'a mut dyn BufRead,
+}
+
+impl Ctx<'_> {
+    /// Asks before a bulk change, unless `--yes` was given. Anything but yes cancels.
+    pub fn confirm(&mut self, question: &str, yes: bool) -> Result<(), CliError> {
+        if yes {
+            return Ok(());
+        }
+        write!(self.out, "{question} [y/N] ").map_err(anyhow::Error::from)?;
+        self.out.flush().map_err(anyhow::Error::from)?;
+        let mut answer = String::new();
+        self.input
+            .read_line(&mut answer)
+            .map_err(anyhow::Error::from)?;
+        match answer.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" | "s" | "sim" => Ok(()),
+            _ => Err(CliError::Cancelled),
+        }
+    }
+
+    pub fn say(&mut self, text: impl std::fmt::Display) -> Result<(), CliError> {
+        writeln!(self.out, "{text}").map_err(|e| CliError::Other(e.into()))
+    }
+}
+
+/// The operator's name for the audit trail: `--actor`, else `$USER`.
+pub fn actor(flag: Option<String>) -> Result<String, CliError> {
+    let actor = flag
+        .or_else(|| std::env::var("USER").ok())
+        .map(|a| a.trim().to_owned())
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            CliError::Invalid("who is acting? pass --actor NAME (or set USER)".into())
+        })?;
+    if actor.chars().count() > 200 {
+        return Err(CliError::Invalid("--actor: at most 200 characters".into()));
+    }
+    Ok(actor)
+}
+
+pub async fn run_jobs(command: JobsCommand, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
+    match command {
+        JobsCommand::Stats(opts) => stats::run(opts, ctx).await,
+        JobsCommand::List(opts) => list::run(opts, ctx).await,
+        JobsCommand::Show(opts) => show::run(opts, ctx).await,
+        JobsCommand::Retry(opts) => retry::run(opts, ctx).await,
+        JobsCommand::Discard(opts) => discard::run(opts, ctx).await,
+        JobsCommand::Enqueue(opts) => enqueue::run(opts, ctx).await,
+    }
+}
+
+/// Job ids are ULIDs; anything else is a typo worth reporting before touching the database.
+pub fn check_ids(ids: &[String]) -> Result<Vec<String>, CliError> {
+    let mut checked = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = id.trim().to_ascii_uppercase();
+        if ulid::Ulid::from_string(&id).is_err() {
+            return Err(CliError::Invalid(format!("not a job id: {id}")));
+        }
+        if !checked.contains(&id) {
+            checked.push(id);
+        }
+    }
+    Ok(checked)
+}
+
+/// A job picked for an action, with what decides whether the action is allowed.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub id: String,
+    pub kind: String,
+    pub state: String,
+    pub status: String,
+}
+
+/// Loads the jobs named on the command line; every id must exist.
+pub async fn load_targets(pool: &PgPool, ids: &[String]) -> Result<Vec<Target>, CliError> {
+    let found = sqlx::query_as!(
+        Target,
+        r#"SELECT id, job_type AS kind,
+                  job_state(status, attempts, max_attempts) AS "state!", status
+           FROM apalis.jobs WHERE id = ANY($1)
+           ORDER BY id"#,
+        ids,
+    )
+    .fetch_all(pool)
+    .await?;
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|id| !found.iter().any(|t| &t.id == *id))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(CliError::NotFound(format!(
+            "no such job: {}; nothing was changed",
+            missing.join(", ")
+        )));
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_is_the_default_and_jobs_commands_parse() {
+        assert!(
+            Cli::try_parse_from(["cart-worker"])
+                .unwrap()
+                .command
+                .is_none()
+        );
+        let cli = Cli::try_parse_from([
+            "cart-worker",
+            "jobs",
+            "list",
+            "--state",
+            "failed",
+            "--kind",
+            "send_email",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Jobs(JobsArgs {
+                command: JobsCommand::List(_),
+                ..
+            }))
+        ));
+        assert!(Cli::try_parse_from(["cart-worker", "jobs", "list", "--state", "lost"]).is_err());
+        assert!(Cli::try_parse_from(["cart-worker", "jobs", "retry"]).is_err());
+        assert!(
+            Cli::try_parse_from(["cart-worker", "jobs", "retry", "--kind", "send_email"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["cart-worker", "jobs", "discard"]).is_err());
+    }
+
+    #[test]
+    fn ids_must_be_ulids() {
+        let ids = check_ids(&["01jdq3n0000000000000000000".into()]).unwrap();
+        assert_eq!(ids, vec!["01JDQ3N0000000000000000000".to_owned()]);
+        assert!(matches!(
+            check_ids(&["42".into()]),
+            Err(CliError::Invalid(_))
+        ));
+    }
+}

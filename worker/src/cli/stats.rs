@@ -1,0 +1,73 @@
+//! `jobs stats`: how many jobs of each kind are in each state, and how long the oldest due
+//! job has been waiting.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tabled::Tabled;
+
+use super::{CliError, Ctx, output};
+use crate::store;
+
+#[derive(Debug, clap::Args)]
+pub struct Opts {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Default, Serialize, Tabled, PartialEq, Eq)]
+pub struct KindStats {
+    #[tabled(rename = "KIND")]
+    pub kind: String,
+    #[tabled(rename = "PENDING")]
+    pub pending: i64,
+    #[tabled(rename = "RUNNING")]
+    pub running: i64,
+    #[tabled(rename = "RETRYING")]
+    pub retrying: i64,
+    #[tabled(rename = "FAILED")]
+    pub failed: i64,
+    #[tabled(rename = "DONE")]
+    pub done: i64,
+    #[tabled(rename = "OLDEST PENDING", display = "display_age")]
+    pub oldest_pending_secs: Option<i64>,
+}
+
+fn display_age(secs: &Option<i64>) -> String {
+    secs.map(output::age).unwrap_or_else(|| "-".into())
+}
+
+pub async fn collect(ctx: &Ctx<'_>) -> Result<Vec<KindStats>, CliError> {
+    let mut by_kind = BTreeMap::<String, KindStats>::new();
+    // Registered kinds show up even with no jobs, so an empty queue still says something.
+    for name in ctx.registry.names() {
+        by_kind.entry(name.to_owned()).or_default();
+    }
+    for depth in store::queue_depth(ctx.pool).await? {
+        let stats = by_kind.entry(depth.kind.clone()).or_default();
+        match depth.state.as_str() {
+            "pending" => stats.pending += depth.count,
+            "running" => stats.running += depth.count,
+            "retrying" => stats.retrying += depth.count,
+            "done" => stats.done += depth.count,
+            _ => stats.failed += depth.count,
+        }
+        if let Some(secs) = depth.oldest_due_secs {
+            stats.oldest_pending_secs = Some(stats.oldest_pending_secs.unwrap_or(0).max(secs));
+        }
+    }
+    Ok(by_kind
+        .into_iter()
+        .map(|(kind, stats)| KindStats { kind, ..stats })
+        .collect())
+}
+
+pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
+    let stats = collect(ctx).await?;
+    if opts.json {
+        output::json(ctx, &stats)
+    } else {
+        output::table(ctx, stats)
+    }
+}

@@ -1,0 +1,223 @@
+//! Running one attempt of a job: decode its envelope, run the handler under the request id it
+//! was enqueued with, and turn the outcome into what apalis stores.
+//!
+//! Failures follow the rules in apalis-notes: a retryable error first moves the row's `run_at`
+//! forward by the backoff and then is returned (apalis marks the row `Failed`, and fetches it
+//! again once `run_at` has passed while attempts remain); a permanent error is returned as an
+//! `AbortError` (the row becomes `Killed` at once). Every failed attempt is also written to
+//! `job_failures`. apalis' own retry layer and `RetryAfterError` are never used.
+
+use std::{
+    future::Future,
+    marker::PhantomData,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use apalis::prelude::{AbortError, BoxDynError, ExecutionContext, Task};
+use cart_core::jobs::{Envelope, Job};
+use futures::{FutureExt, future::BoxFuture};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::{deps::Deps, error::JobError, metrics, store};
+
+/// Facts about the attempt being run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The job's id: also the idempotency key for providers, so a re-run is a no-op there.
+    pub job_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub request_id: String,
+}
+
+/// The worker side of a [`Job`]: what to do with its payload.
+pub trait JobHandler: Job {
+    /// The longest one attempt may take; `None` uses the worker's `WORKER_JOB_TIMEOUT`.
+    const TIMEOUT: Option<Duration> = None;
+
+    fn run(self, deps: &Deps, run: &Run) -> impl Future<Output = Result<(), JobError>> + Send;
+}
+
+/// Errors are stored in the job row and in `job_failures`; a runaway message is cut here.
+const MAX_ERROR_CHARS: usize = 4000;
+
+/// The tower service apalis calls for every fetched job of kind `J`.
+pub struct JobService<J> {
+    deps: Arc<Deps>,
+    _kind: PhantomData<fn() -> J>,
+}
+
+impl<J> JobService<J> {
+    pub fn new(deps: Arc<Deps>) -> Self {
+        Self {
+            deps,
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<J> Clone for JobService<J> {
+    fn clone(&self) -> Self {
+        Self::new(self.deps.clone())
+    }
+}
+
+impl<J: JobHandler> tower::Service<Task<Value>> for JobService<J> {
+    type Response = ();
+    type Error = BoxDynError;
+    type Future = BoxFuture<'static, Result<(), BoxDynError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, task: Task<Value>) -> Self::Future {
+        let (args, ctx) = task.take();
+        execute::<J>(self.deps.clone(), args, ctx).boxed()
+    }
+}
+
+async fn execute<J: JobHandler>(
+    deps: Arc<Deps>,
+    args: Value,
+    ctx: Arc<ExecutionContext>,
+) -> Result<(), BoxDynError> {
+    let job_id = ctx.task_id().map(ToString::to_string).unwrap_or_default();
+    // apalis counts the attempt when the task is first polled, which is before this runs.
+    let attempt = u32::try_from(ctx.attempt()).unwrap_or(u32::MAX);
+    let max_attempts = ctx
+        .max_attempts()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or_else(|| u32::try_from(J::MAX_ATTEMPTS).unwrap_or(1));
+    let span = tracing::info_span!(
+        "job",
+        kind = J::NAME,
+        job_id = %job_id,
+        attempt,
+        max_attempts,
+        request_id = tracing::field::Empty,
+    );
+    async move {
+        metrics::job_started(J::NAME);
+        let started = Instant::now();
+        let outcome = attempt_job::<J>(&deps, args, &job_id, attempt, max_attempts).await;
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(()) => {
+                metrics::job_finished(J::NAME, "succeeded", elapsed);
+                tracing::info!(elapsed_ms = elapsed.as_millis(), "job succeeded");
+                Ok(())
+            }
+            Err(err) => fail::<J>(&deps, &job_id, attempt, max_attempts, err, elapsed).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn attempt_job<J: JobHandler>(
+    deps: &Deps,
+    args: Value,
+    job_id: &str,
+    attempt: u32,
+    max_attempts: u32,
+) -> Result<(), JobError> {
+    if attempt > max_attempts {
+        // Only a crash or a shutdown can push a job past its limit: apalis re-enqueues such
+        // jobs with one more attempt counted. Stop here instead of crash-looping forever.
+        return Err(JobError::permanent(anyhow::anyhow!(
+            "attempt {attempt} exceeds the limit of {max_attempts}: earlier attempts were cut \
+             short by a worker crash or shutdown"
+        )));
+    }
+    let envelope: Envelope<J> = serde_json::from_value(args).map_err(|e| {
+        JobError::permanent(anyhow::anyhow!("undecodable {} payload: {e}", J::NAME))
+    })?;
+    let request_id = envelope
+        .request_id
+        .filter(|id| cart_core::request_id::is_sane(id))
+        .unwrap_or_else(|| format!("job-{job_id}"));
+    tracing::Span::current().record("request_id", request_id.as_str());
+    let run = Run {
+        job_id: job_id.to_owned(),
+        attempt,
+        max_attempts,
+        request_id: request_id.clone(),
+    };
+    let timeout = J::TIMEOUT.unwrap_or(deps.settings.job_timeout);
+    let work = AssertUnwindSafe(envelope.payload.run(deps, &run)).catch_unwind();
+    match tokio::time::timeout(timeout, cart_core::request_id::scope(request_id, work)).await {
+        Err(_) => Err(JobError::retry(anyhow::anyhow!(
+            "timed out after {}s",
+            timeout.as_secs_f64()
+        ))),
+        Ok(Err(panic)) => Err(JobError::permanent(anyhow::anyhow!(
+            "handler panicked: {}",
+            panic_message(panic.as_ref())
+        ))),
+        Ok(Ok(result)) => result,
+    }
+}
+
+async fn fail<J: JobHandler>(
+    deps: &Deps,
+    job_id: &str,
+    attempt: u32,
+    max_attempts: u32,
+    err: JobError,
+    elapsed: Duration,
+) -> Result<(), BoxDynError> {
+    let permanent = err.is_permanent();
+    let message: String = err.to_string().chars().take(MAX_ERROR_CHARS).collect();
+    let retry_in =
+        (!permanent && attempt < max_attempts).then(|| deps.settings.retry.delay(attempt));
+    if let Err(db_err) = store::record_failure(
+        &deps.pool,
+        &store::Failure {
+            job_id,
+            kind: J::NAME,
+            attempt,
+            error: &message,
+            permanent,
+            retry_in,
+        },
+    )
+    .await
+    {
+        tracing::error!(error = %db_err, "could not record the job failure");
+    }
+    match retry_in {
+        Some(delay) => {
+            metrics::job_finished(J::NAME, "retried", elapsed);
+            tracing::warn!(
+                error = %message,
+                retry_in_ms = delay.as_millis(),
+                "job failed; it will be retried"
+            );
+            Err(message.into())
+        }
+        None if permanent => {
+            metrics::job_finished(J::NAME, "failed", elapsed);
+            tracing::error!(error = %message, "job failed permanently");
+            Err(Box::new(AbortError::new(message)))
+        }
+        None => {
+            metrics::job_finished(J::NAME, "failed", elapsed);
+            tracing::error!(error = %message, "job failed; no attempts left");
+            Err(message.into())
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic")
+}

@@ -1,0 +1,6 @@
+//! Job handlers: one file per kind. Payloads live in `cart_core::jobs`; kinds are listed in
+//! `registry.rs`.
+
+mod prune_jobs;
+mod send_email;
+pub mod testing;

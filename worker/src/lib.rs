@@ -1,0 +1,48 @@
+//! `cart-worker`: runs the store's background jobs from the PostgreSQL queue (apalis), the
+//! periodic tickers, and the operator CLI over the queue. See `worker/README.md`.
+//!
+//! Error policy: handlers return [`error::JobError`] (retry or permanent); the runtime and
+//! the CLI use `anyhow`, the CLI maps its failures to exit codes ([`cli::CliError`]).
+
+pub mod cli;
+pub mod config;
+pub mod deps;
+pub mod error;
+pub mod handler;
+pub mod http;
+pub mod jobs;
+pub mod metrics;
+pub mod queue;
+pub mod registry;
+pub mod retry;
+pub mod runner;
+pub mod store;
+pub mod tickers;
+
+pub use deps::{Deps, JobSettings};
+pub use registry::Registry;
+pub use runner::{Runtime, RuntimeConfig};
+
+/// JSON logs to stderr at `LOG_LEVEL` (default `default_level`). An invalid level is an error
+/// naming the variable.
+pub fn init_tracing(default_level: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+    let level = cart_core::config::var_or("LOG_LEVEL", default_level);
+    let filter = EnvFilter::try_new(&level).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid value for environment variable LOG_LEVEL: expected a level (error, warn, \
+             info, debug, trace) or a filter such as info,sqlx=warn"
+        )
+    })?;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .with_current_span(true)
+                .with_span_list(false),
+        )
+        .try_init();
+    Ok(())
+}

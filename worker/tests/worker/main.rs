@@ -1,0 +1,12 @@
+//! The worker's integration tests: one binary, real PostgreSQL (a fresh database per test).
+
+// Test code throughout, helpers included: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod email;
+mod helpers;
+mod maintenance;
+mod outage;
+mod processes;
+mod queue;

@@ -1,0 +1,110 @@
+//! The prune job: what it deletes and what it keeps.
+
+use std::sync::Arc;
+
+use cart_core::jobs::maintenance::PruneJobs;
+use cart_worker::{
+    Deps,
+    handler::{JobHandler, Run},
+};
+use sqlx::PgPool;
+
+use crate::helpers::{self, RecordingMailer};
+
+/// A test job forced into `status`, finished `age` ago.
+async fn job(pool: &PgPool, status: &str, attempts: i32, age: &str) -> String {
+    let mut conn = pool.acquire().await.unwrap();
+    let id = cart_core::jobs::insert_raw(&mut conn, "test_record", b"{}", 3, None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(conn);
+    sqlx::query(
+        "UPDATE apalis.jobs SET status = $2, attempts = $3,
+                done_at = CASE WHEN $2 = 'Pending' THEN NULL ELSE now() - $4::interval END
+         WHERE id = $1",
+    )
+    .bind(&id)
+    .bind(status)
+    .bind(attempts)
+    .bind(age)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+async fn exists(pool: &PgPool, id: &str) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM apalis.jobs WHERE id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn pruning_deletes_old_finished_jobs_in_batches_and_keeps_the_rest(pool: PgPool) {
+    helpers::setup(&pool).await;
+    let mut old_done = Vec::new();
+    for _ in 0..5 {
+        old_done.push(job(&pool, "Done", 1, "25 hours").await);
+    }
+    let recent_done = job(&pool, "Done", 1, "1 hour").await;
+    let old_killed = job(&pool, "Killed", 1, "15 days").await;
+    let old_exhausted = job(&pool, "Failed", 3, "15 days").await;
+    let recent_failed = job(&pool, "Killed", 1, "13 days").await;
+    let old_retrying = job(&pool, "Failed", 1, "15 days").await;
+    let pending = job(&pool, "Pending", 0, "0").await;
+    sqlx::query(
+        "INSERT INTO job_failures (job_id, kind, attempt, error) VALUES ($1, 'test_record', 1, 'x')",
+    )
+    .bind(&old_killed)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO apalis.workers (id, worker_type, storage_name, last_seen)
+         VALUES ('gone-1', 'test_record', 'PgStorage', now() - interval '2 days'),
+                ('alive-1', 'test_record', 'PgStorage', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let deps = Deps {
+        settings: Arc::new(cart_worker::JobSettings {
+            prune_batch: 2,
+            ..helpers::settings()
+        }),
+        ..helpers::deps(&pool, Arc::new(RecordingMailer::default()))
+    };
+    let run = Run {
+        job_id: "test".into(),
+        attempt: 1,
+        max_attempts: 3,
+        request_id: "test".into(),
+    };
+    PruneJobs {
+        tick: chrono::Utc::now(),
+    }
+    .run(&deps, &run)
+    .await
+    .unwrap();
+
+    for id in old_done.iter().chain([&old_killed, &old_exhausted]) {
+        assert!(!exists(&pool, id).await, "{id} should be pruned");
+    }
+    for id in [&recent_done, &recent_failed, &old_retrying, &pending] {
+        assert!(exists(&pool, id).await, "{id} should be kept");
+    }
+    let failures: i64 = sqlx::query_scalar("SELECT count(*) FROM job_failures")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(failures, 0, "a pruned job's history goes with it");
+    let workers: Vec<String> = sqlx::query_scalar("SELECT id FROM apalis.workers ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(workers, vec!["alive-1".to_owned()]);
+}
