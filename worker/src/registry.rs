@@ -56,11 +56,13 @@ impl Registry {
         Self::new()
             .register::<cart_core::jobs::send_email::SendEmail>()
             .ticker::<cart_core::jobs::maintenance::PruneJobs>()
+            .ticker::<cart_core::jobs::maintenance::PurgeResetTokens>()
     }
 
     /// Adds the kinds the integration tests use to drive real worker processes.
     pub fn with_test_jobs(self) -> Self {
         self.register::<jobs::testing::Record>()
+            .register::<jobs::testing::Noop>()
             .ticker::<jobs::testing::Tick>()
     }
 

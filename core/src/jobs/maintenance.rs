@@ -47,6 +47,30 @@ impl TickJob for PruneJobs {
     }
 }
 
+/// Deletes password-reset tokens that can no longer be used (expired or already used).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeResetTokens {
+    pub tick: DateTime<Utc>,
+}
+
+impl Job for PurgeResetTokens {
+    const NAME: &'static str = "purge_reset_tokens";
+    const MAX_ATTEMPTS: i32 = 3;
+
+    fn idempotency_key(&self) -> Option<String> {
+        Some(tick_key(Self::NAME, self.tick))
+    }
+}
+
+impl TickJob for PurgeResetTokens {
+    const INTERVAL_VAR: &'static str = "TICK_PURGE_RESET_TOKENS";
+    const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    fn for_tick(tick: DateTime<Utc>) -> Self {
+        Self { tick }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,6 @@ use sqlx::PgConnection;
 use crate::Result;
 
 pub mod maintenance;
-pub mod send_email;
 
 /// A kind of background job. `NAME` is the queue name stored in every row: it must never
 /// change once released.

@@ -214,7 +214,7 @@ impl Templates {
             carrier => &shipment.carrier,
             tracking_number => &shipment.tracking_number,
             tracking_url => format!(
-                "{}/rastreio/{}",
+                "{}/orders/tracking/{}",
                 self.branding.frontend_url,
                 encode_component(&shipment.order_number)
             ),
@@ -240,7 +240,7 @@ impl Templates {
         let ctx = context! {
             name => &reset.name,
             reset_url => format!(
-                "{}/redefinir-senha?token={}",
+                "{}/reset-password?token={}",
                 self.branding.frontend_url,
                 encode_component(&reset.token)
             ),
@@ -250,7 +250,7 @@ impl Templates {
     }
 
     fn order_url(&self, order_id: Uuid) -> String {
-        format!("{}/pedidos/{order_id}", self.branding.frontend_url)
+        format!("{}/orders/{order_id}", self.branding.frontend_url)
     }
 
     fn render(
@@ -388,7 +388,7 @@ mod tests {
             assert!(body.contains("R$ 1.342,86"), "{body}");
             assert!(body.contains("-R$ 10,00"), "{body}");
             assert!(
-                body.contains("https://loja.example/pedidos/0193a5c8-7b1e-7c3d-9f00-000000000001")
+                body.contains("https://loja.example/orders/0193a5c8-7b1e-7c3d-9f00-000000000001")
             );
         }
         assert!(message.text.contains("- 2 x Caneca (R$ 49,90): R$ 99,80\n"));
@@ -450,7 +450,11 @@ mod tests {
             .unwrap();
         assert_eq!(message.tag, "order_shipped");
         assert!(message.text.contains("AA123456789BR"));
-        assert!(message.text.contains("https://loja.example/rastreio/1042"));
+        assert!(
+            message
+                .text
+                .contains("https://loja.example/orders/tracking/1042")
+        );
         assert!(message.html.contains("pela Correios"));
     }
 
@@ -499,7 +503,7 @@ mod tests {
             .unwrap();
         assert_eq!(message.tag, "password_reset");
         assert_eq!(message.subject, "Loja da Ana: Redefinição de senha");
-        let link = "https://loja.example/redefinir-senha?token=abc%2Bdef%2Fghi%3D";
+        let link = "https://loja.example/reset-password?token=abc%2Bdef%2Fghi%3D";
         assert!(message.text.contains(link), "{}", message.text);
         assert!(message.html.contains(link));
         assert!(message.text.contains("vale por 1 hora"));

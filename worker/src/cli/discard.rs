@@ -17,6 +17,7 @@ pub struct Opts {
 }
 
 pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
+    let actor = ctx.actor()?;
     let ids = check_ids(&opts.ids)?;
     let targets = load_targets(ctx.pool, &ids).await?;
     let refused: Vec<String> = targets
@@ -62,7 +63,7 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         .collect();
     audit::record(
         &mut tx,
-        &ctx.actor,
+        &actor,
         "jobs.discard",
         &discarded,
         json!({ "jobs": jobs }),

@@ -17,6 +17,7 @@ pub struct Opts {
 }
 
 pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
+    let actor = ctx.actor()?;
     let kind = ctx.registry.kind(&opts.kind).ok_or_else(|| {
         CliError::Invalid(format!(
             "unknown job kind {:?}; known kinds: {}",
@@ -54,7 +55,7 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     };
     audit::record(
         &mut tx,
-        &ctx.actor,
+        &actor,
         "jobs.enqueue",
         std::slice::from_ref(&id),
         json!({ "kind": kind.name, "payload": payload, "request_id": request_id }),

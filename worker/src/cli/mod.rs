@@ -136,12 +136,19 @@ impl From<cart_core::Error> for CliError {
 pub struct Ctx<'a> {
     pub pool: &'a PgPool,
     pub registry: &'a Registry,
-    pub actor: String,
+    /// The operator, for the audit trail; only commands that change something need one.
+    pub actor: Option<String>,
     pub out: &'a mut dyn Write,
     pub input: &'a mut dyn BufRead,
 }
 
 impl Ctx<'_> {
+    pub fn actor(&self) -> Result<String, CliError> {
+        self.actor.clone().ok_or_else(|| {
+            CliError::Invalid("who is acting? pass --actor NAME (or set USER)".into())
+        })
+    }
+
     /// Asks before a bulk change, unless `--yes` was given. Anything but yes cancels.
     pub fn confirm(&mut self, question: &str, yes: bool) -> Result<(), CliError> {
         if yes {
@@ -164,16 +171,14 @@ impl Ctx<'_> {
     }
 }
 
-/// The operator's name for the audit trail: `--actor`, else `$USER`.
-pub fn actor(flag: Option<String>) -> Result<String, CliError> {
+/// The operator's name for the audit trail: `--actor`, else `$USER` (or `$LOGNAME`).
+pub fn actor(flag: Option<String>) -> Result<Option<String>, CliError> {
     let actor = flag
         .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
         .map(|a| a.trim().to_owned())
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| {
-            CliError::Invalid("who is acting? pass --actor NAME (or set USER)".into())
-        })?;
-    if actor.chars().count() > 200 {
+        .filter(|a| !a.is_empty());
+    if actor.as_ref().is_some_and(|a| a.chars().count() > 200) {
         return Err(CliError::Invalid("--actor: at most 200 characters".into()));
     }
     Ok(actor)

@@ -65,6 +65,7 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         ctx.say(format!("would retry {} job(s):", ids.len()))?;
         return output::table(ctx, targets.iter().map(row));
     }
+    let actor = ctx.actor()?;
     if opts.all_failed || ids.len() > 1 {
         ctx.confirm(&format!("Retry {} job(s)?", ids.len()), opts.yes)?;
     }
@@ -93,7 +94,7 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     .await?;
     audit::record(
         &mut tx,
-        &ctx.actor,
+        &actor,
         "jobs.retry",
         &retried,
         json!({ "all_failed": opts.all_failed, "kind": opts.kind }),

@@ -2,5 +2,6 @@
 //! `registry.rs`.
 
 mod prune_jobs;
+mod purge_reset_tokens;
 mod send_email;
 pub mod testing;

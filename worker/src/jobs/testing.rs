@@ -60,6 +60,23 @@ impl JobHandler for Record {
     }
 }
 
+/// Does nothing: for measuring the queue's own overhead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Noop {
+    pub n: u64,
+}
+
+impl Job for Noop {
+    const NAME: &'static str = "test_noop";
+    const MAX_ATTEMPTS: i32 = 1;
+}
+
+impl JobHandler for Noop {
+    async fn run(self, _deps: &Deps, _run: &Run) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
 /// A ticker kind that records each tick it runs for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick {

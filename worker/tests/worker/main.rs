@@ -6,7 +6,9 @@
 mod cli;
 mod email;
 mod helpers;
+mod http;
 mod maintenance;
+mod measure;
 mod outage;
 mod processes;
 mod queue;

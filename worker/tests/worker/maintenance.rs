@@ -108,3 +108,56 @@ async fn pruning_deletes_old_finished_jobs_in_batches_and_keeps_the_rest(pool: P
         .unwrap();
     assert_eq!(workers, vec!["alive-1".to_owned()]);
 }
+
+#[sqlx::test(migrations = false)]
+async fn purging_reset_tokens_keeps_only_the_usable_ones(pool: PgPool) {
+    helpers::setup(&pool).await;
+    sqlx::query(
+        "INSERT INTO users (id, name, email, password_hash)
+         VALUES ('00000000-0000-7000-8000-000000000001', 'Ana', 'ana@example.com', 'x')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (id, expires, used) in [
+        ("00000000-0000-7000-8000-0000000000a1", "1 hour", false),
+        ("00000000-0000-7000-8000-0000000000a2", "-1 minute", false),
+        ("00000000-0000-7000-8000-0000000000a3", "1 hour", true),
+    ] {
+        sqlx::query(
+            "INSERT INTO password_reset_tokens (id, user_id, token_hash, expires_at, used_at)
+             VALUES ($1::uuid, '00000000-0000-7000-8000-000000000001',
+                     sha256($1::bytea), now() + $2::interval,
+                     CASE WHEN $3 THEN now() END)",
+        )
+        .bind(id)
+        .bind(expires)
+        .bind(used)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let deps = helpers::deps(&pool, Arc::new(RecordingMailer::default()));
+    let run = Run {
+        job_id: "test".into(),
+        attempt: 1,
+        max_attempts: 3,
+        request_id: "test".into(),
+    };
+    cart_core::jobs::maintenance::PurgeResetTokens {
+        tick: chrono::Utc::now(),
+    }
+    .run(&deps, &run)
+    .await
+    .unwrap();
+
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT id::text FROM password_reset_tokens ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        vec!["00000000-0000-7000-8000-0000000000a1".to_owned()]
+    );
+}

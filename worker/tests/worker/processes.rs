@@ -143,7 +143,7 @@ async fn two_worker_processes_run_a_thousand_jobs_exactly_once(pool: PgPool) {
     .await;
     let elapsed = started.elapsed();
     eprintln!(
-        "two worker processes ran 1000 no-op jobs in {elapsed:?} ({:.0} jobs/s)",
+        "two worker processes ran 1000 recording jobs in {elapsed:?} ({:.0} jobs/s)",
         1000.0 / elapsed.as_secs_f64()
     );
     assert!(first.terminate().success(), "a clean exit on SIGTERM");
