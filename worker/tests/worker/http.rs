@@ -24,7 +24,10 @@ async fn health_ready_and_metrics_with_the_queue_depth(pool: PgPool) {
     helpers::setup(&pool).await;
     helpers::enqueue(&pool, &helpers::record("waiting")).await;
 
-    assert_eq!(get(&pool, "/health").await, (200, r#"{"status":"ok"}"#.into()));
+    assert_eq!(
+        get(&pool, "/health").await,
+        (200, r#"{"status":"ok"}"#.into())
+    );
     assert_eq!(get(&pool, "/ready").await.0, 200);
     let (status, metrics) = get(&pool, "/metrics").await;
     assert_eq!(status, 200);
