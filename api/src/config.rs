@@ -47,6 +47,7 @@ pub struct ApiConfig {
     pub password_reset_ttl: Duration,
     /// `ADMIN_EMAIL` + `ADMIN_PASSWORD`: an admin made sure of at start-up.
     pub admin_bootstrap: Option<AdminCredentials>,
+    pub cache: crate::cache::CacheConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +143,7 @@ impl ApiConfig {
                 Duration::from_secs(3600),
             )?,
             admin_bootstrap: admin_bootstrap_from_env()?,
+            cache: crate::cache::CacheConfig::from_env()?,
         })
     }
 
@@ -187,6 +189,7 @@ impl ApiConfig {
                 .expect("the test hashing parameters are valid"),
             password_reset_ttl: Duration::from_secs(3600),
             admin_bootstrap: None,
+            cache: crate::cache::CacheConfig::default(),
         }
     }
 }

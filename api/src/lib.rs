@@ -1,6 +1,7 @@
 //! The HTTP API: thin handlers over `cart-core`.
 
 pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -117,13 +118,15 @@ fn cors(origins: &[String]) -> CorsLayer {
     }
 }
 
-/// Start-up work before serving: the admin bootstrap from `ADMIN_EMAIL`/`ADMIN_PASSWORD`
-/// (creates that admin, or promotes the existing account; idempotent). Invalid values stop
-/// the start; a database that does not answer yet does not: the bootstrap then keeps trying
-/// in the background, as the API itself starts and reports through `/ready`.
+/// Start-up work before serving: the catalog cache's invalidation listener, and the admin
+/// bootstrap from `ADMIN_EMAIL`/`ADMIN_PASSWORD` (creates that admin, or promotes the
+/// existing account; idempotent). Invalid values stop the start; a database that does not
+/// answer yet does not: the bootstrap then keeps trying in the background, as the API itself
+/// starts and reports through `/ready`.
 pub async fn startup(state: &AppState) -> anyhow::Result<()> {
     use anyhow::Context;
 
+    state.cache.spawn_listener(state.db.clone());
     let Some(admin) = state.config.admin_bootstrap.clone() else {
         return Ok(());
     };

@@ -5,19 +5,22 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use sqlx::PgPool;
 
-use crate::config::ApiConfig;
+use crate::{cache::CatalogCache, config::ApiConfig};
 
 #[derive(Clone)]
 pub struct AppState {
     pub db: PgPool,
     pub config: Arc<ApiConfig>,
     pub metrics: crate::metrics::Metrics,
+    /// Product and category reads; its invalidation listener starts in `crate::startup`.
+    pub cache: CatalogCache,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: ApiConfig) -> Self {
         Self {
             db,
+            cache: CatalogCache::new(&config.cache),
             config: Arc::new(config),
             metrics: crate::metrics::Metrics::global(),
         }

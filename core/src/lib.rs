@@ -4,7 +4,10 @@
 //! problem+json in one place, the worker and CLI wrap it in `anyhow`.
 
 pub mod auth;
+pub mod cart;
+pub mod catalog;
 pub mod config;
+pub mod coupons;
 pub mod db;
 pub mod error;
 pub mod http_client;

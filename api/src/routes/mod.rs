@@ -1,8 +1,12 @@
 //! One module per area of the contract; each exposes `router() -> OpenApiRouter<AppState>`.
 
 pub mod auth;
+pub mod cart;
+pub mod categories;
+pub mod coupons;
 pub mod orders;
 pub mod probes;
+pub mod products;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -15,4 +19,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(users::router())
         .merge(orders::router())
+        .merge(products::router())
+        .merge(categories::router())
+        .merge(cart::router())
+        .merge(coupons::router())
 }

@@ -3,6 +3,11 @@
 
 mod addresses;
 mod auth;
+mod cache;
+mod cart;
+mod catalog;
+mod categories;
+mod coupons;
 mod errors;
 mod helpers;
 mod orders;

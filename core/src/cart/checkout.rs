@@ -1,0 +1,98 @@
+//! What checkout (the orders module) needs from the cart, read under lock.
+//!
+//! In the checkout transaction: [`lock_for_checkout`], then take stock for each line
+//! (`catalog::stock::take`), check the coupon (`coupons::check`) and price it
+//! (`coupons::discount_cents`), write the order, `coupons::redeem`, and finally
+//! `cart::clear`.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{Result, coupons::Coupon};
+
+/// A cart line with the product data an order snapshots and shipping needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutLine {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    /// The current price, which the order snapshots.
+    pub unit_price_cents: i64,
+    pub quantity: i32,
+    /// Stock as locked; `quantity > stock` means the line cannot be sold.
+    pub stock: i32,
+    pub weight_grams: i32,
+    pub height_cm: i32,
+    pub width_cm: i32,
+    pub length_cm: i32,
+    pub ncm: String,
+}
+
+impl CheckoutLine {
+    pub fn line_total_cents(&self) -> i64 {
+        self.unit_price_cents * i64::from(self.quantity)
+    }
+}
+
+/// A user's cart with its rows locked until the caller's transaction ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedCart {
+    pub user_id: Uuid,
+    /// In product id order (the order the product rows were locked in).
+    pub lines: Vec<CheckoutLine>,
+    /// The attached coupon, not yet checked against its rules.
+    pub coupon: Option<Coupon>,
+}
+
+impl LockedCart {
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn subtotal_cents(&self) -> i64 {
+        self.lines.iter().map(CheckoutLine::line_total_cents).sum()
+    }
+
+    /// Lines asking for more than is in stock.
+    pub fn short_lines(&self) -> impl Iterator<Item = &CheckoutLine> {
+        self.lines.iter().filter(|l| l.quantity > l.stock)
+    }
+}
+
+/// Locks the user's cart row and the products of its lines (`FOR UPDATE`, in product id order
+/// so that concurrent checkouts cannot deadlock) and reads them. Call it inside the checkout
+/// transaction. Lines of soft-deleted products are left out; an absent cart reads as empty.
+pub async fn lock_for_checkout(conn: &mut PgConnection, user_id: Uuid) -> Result<LockedCart> {
+    let coupon_id = sqlx::query_scalar!(
+        "SELECT coupon_id FROM carts WHERE user_id = $1 FOR UPDATE",
+        user_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
+    let lines = sqlx::query_as!(
+        CheckoutLine,
+        r#"SELECT p.id AS product_id, p.sku, p.name, p.price_cents AS unit_price_cents,
+               ci.quantity, p.stock, p.weight_grams, p.height_cm, p.width_cm, p.length_cm, p.ncm
+           FROM cart_items ci JOIN products p ON p.id = ci.product_id
+           WHERE ci.user_id = $1 AND p.deleted_at IS NULL
+           ORDER BY p.id
+           FOR UPDATE OF p"#,
+        user_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let coupon = match coupon_id {
+        Some(id) => match crate::coupons::get(conn, id).await {
+            Ok(coupon) => Some(coupon),
+            Err(crate::Error::NotFound) => None,
+            Err(other) => return Err(other),
+        },
+        None => None,
+    };
+    Ok(LockedCart {
+        user_id,
+        lines,
+        coupon,
+    })
+}

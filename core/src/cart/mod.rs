@@ -1,0 +1,359 @@
+//! One cart per user: lines keyed by product, an optional coupon, totals computed from
+//! current prices on every read.
+//!
+//! Lines whose product was soft-deleted are dropped (deleting a product removes it from every
+//! cart, and reads skip such lines anyway). Lines that ask for more than the product's current
+//! stock stay in the cart flagged `available: false`, still counted in the totals; checkout
+//! refuses them (409) rather than selling them, and the customer lowers or removes them.
+//! A coupon stays attached while it no longer applies (say, the subtotal fell below its
+//! minimum) with `applicable: false` and no discount, so it applies again once the cart
+//! qualifies.
+
+mod checkout;
+
+pub use checkout::{CheckoutLine, LockedCart, lock_for_checkout};
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use crate::{
+    Error, Result,
+    config::{self, ConfigError},
+    coupons::{self, CouponKind, Inapplicable},
+};
+
+/// The most units of one product a line may hold.
+pub const MAX_LINE_QUANTITY: i64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CartLine {
+    pub product_id: Uuid,
+    pub name: String,
+    /// The product's current price.
+    pub unit_price_cents: i64,
+    pub quantity: i32,
+    pub line_total_cents: i64,
+    /// `false` when the product has fewer units in stock than `quantity`: checkout would refuse.
+    pub available: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CartCoupon {
+    pub code: String,
+    pub kind: CouponKind,
+    pub value: i64,
+    /// `false` when the coupon is attached but its rules do not hold right now (no discount).
+    pub applicable: bool,
+    /// Why not, when `applicable` is `false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The contract's `cart`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Cart {
+    pub items: Vec<CartLine>,
+    pub subtotal_cents: i64,
+    pub discount_cents: i64,
+    pub total_cents: i64,
+    pub coupon: Option<CartCoupon>,
+}
+
+/// `CART_TTL`: carts untouched this long are purged (default 30 days).
+pub fn cart_ttl_from_env() -> Result<Duration, ConfigError> {
+    config::var_duration("CART_TTL", Duration::from_secs(30 * 86_400))
+}
+
+/// The caller's cart with current prices and stock (empty when they have none).
+pub async fn get(conn: &mut PgConnection, user_id: Uuid) -> Result<Cart> {
+    let rows = sqlx::query!(
+        r#"SELECT ci.product_id, p.name, p.price_cents, ci.quantity, p.stock
+           FROM cart_items ci JOIN products p ON p.id = ci.product_id
+           WHERE ci.user_id = $1 AND p.deleted_at IS NULL
+           ORDER BY ci.added_at, ci.product_id"#,
+        user_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let items: Vec<CartLine> = rows
+        .into_iter()
+        .map(|r| CartLine {
+            product_id: r.product_id,
+            name: r.name,
+            unit_price_cents: r.price_cents,
+            quantity: r.quantity,
+            line_total_cents: r.price_cents * i64::from(r.quantity),
+            available: r.stock >= r.quantity,
+        })
+        .collect();
+    let subtotal_cents: i64 = items.iter().map(|l| l.line_total_cents).sum();
+
+    let coupon_id = sqlx::query_scalar!(
+        "SELECT c.id FROM carts JOIN coupons c ON c.id = carts.coupon_id
+         WHERE carts.user_id = $1 AND c.deleted_at IS NULL",
+        user_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (coupon, discount_cents) = match coupon_id {
+        None => (None, 0),
+        Some(id) => {
+            let coupon = coupons::get(conn, id).await?;
+            let reason = coupons::check(conn, &coupon, user_id, subtotal_cents).await?;
+            let discount = match reason {
+                None => coupons::discount_cents(coupon.kind, coupon.value, subtotal_cents),
+                Some(_) => 0,
+            };
+            let attached = CartCoupon {
+                code: coupon.code,
+                kind: coupon.kind,
+                value: coupon.value,
+                applicable: reason.is_none(),
+                reason: reason.map(|r| r.message()),
+            };
+            (Some(attached), discount)
+        }
+    };
+    Ok(Cart {
+        items,
+        subtotal_cents,
+        discount_cents,
+        total_cents: subtotal_cents - discount_cents,
+        coupon,
+    })
+}
+
+fn validate_quantity(quantity: i64, min: i64) -> Result<i32> {
+    if quantity < min {
+        return Err(Error::invalid(
+            "quantity",
+            format!("must be at least {min}"),
+        ));
+    }
+    if quantity > MAX_LINE_QUANTITY {
+        return Err(Error::invalid(
+            "quantity",
+            format!("must be at most {MAX_LINE_QUANTITY}"),
+        ));
+    }
+    i32::try_from(quantity).map_err(|_| Error::invalid("quantity", "out of range"))
+}
+
+/// Creates the cart row if needed and locks it: a user's cart changes one at a time.
+async fn lock_cart(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO carts (user_id) VALUES ($1)
+         ON CONFLICT (user_id) DO UPDATE SET updated_at = now()",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Stock of a live product; `NotFound` for unknown or deleted ones.
+async fn live_stock(conn: &mut PgConnection, product_id: Uuid) -> Result<i32> {
+    sqlx::query_scalar!(
+        "SELECT stock FROM products WHERE id = $1 AND deleted_at IS NULL",
+        product_id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::NotFound)
+}
+
+fn ensure_in_stock(wanted: i64, stock: i32) -> Result<()> {
+    if wanted > i64::from(stock) {
+        Err(Error::conflict(format!(
+            "only {stock} unit(s) of this product in stock"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Adds `quantity` (≥ 1) of a product, on top of what the line already holds.
+pub async fn add_item(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    product_id: Uuid,
+    quantity: i64,
+) -> Result<Cart> {
+    let quantity = validate_quantity(quantity, 1)?;
+    let mut tx = conn.begin().await?;
+    let stock = live_stock(&mut tx, product_id).await?;
+    lock_cart(&mut tx, user_id).await?;
+    let existing = sqlx::query_scalar!(
+        "SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2",
+        user_id,
+        product_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .unwrap_or(0);
+    let wanted = i64::from(existing) + i64::from(quantity);
+    let wanted = validate_quantity(wanted, 1)?;
+    ensure_in_stock(i64::from(wanted), stock)?;
+    sqlx::query!(
+        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity",
+        user_id,
+        product_id,
+        wanted
+    )
+    .execute(&mut *tx)
+    .await?;
+    let cart = get(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(cart)
+}
+
+/// Sets a line's quantity; 0 removes the line.
+pub async fn set_quantity(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    product_id: Uuid,
+    quantity: i64,
+) -> Result<Cart> {
+    let quantity = validate_quantity(quantity, 0)?;
+    let mut tx = conn.begin().await?;
+    if quantity == 0 {
+        lock_cart(&mut tx, user_id).await?;
+        let removed = sqlx::query!(
+            "DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2",
+            user_id,
+            product_id
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if removed == 0 {
+            // Nothing to remove: still a 404 for a product that does not exist.
+            live_stock(&mut tx, product_id).await?;
+        }
+    } else {
+        let stock = live_stock(&mut tx, product_id).await?;
+        ensure_in_stock(i64::from(quantity), stock)?;
+        lock_cart(&mut tx, user_id).await?;
+        sqlx::query!(
+            "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity",
+            user_id,
+            product_id,
+            quantity
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let cart = get(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(cart)
+}
+
+/// Removes a line; `NotFound` when the cart has no line for the product.
+pub async fn remove_item(conn: &mut PgConnection, user_id: Uuid, product_id: Uuid) -> Result<Cart> {
+    let mut tx = conn.begin().await?;
+    let removed = sqlx::query!(
+        "DELETE FROM cart_items ci USING products p
+         WHERE ci.user_id = $1 AND ci.product_id = $2
+           AND p.id = ci.product_id AND p.deleted_at IS NULL",
+        user_id,
+        product_id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if removed == 0 {
+        return Err(Error::NotFound);
+    }
+    lock_cart(&mut tx, user_id).await?;
+    let cart = get(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(cart)
+}
+
+/// Empties the cart: lines and coupon. Checkout calls this in its transaction once the order
+/// is written.
+pub async fn clear(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
+    sqlx::query!("DELETE FROM carts WHERE user_id = $1", user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Attaches a coupon by code (case-insensitive). Refused with 422 on `code` when it is unknown,
+/// inactive, outside its window, used up, used up by this user, or above this cart's subtotal.
+pub async fn apply_coupon(conn: &mut PgConnection, user_id: Uuid, code: &str) -> Result<Cart> {
+    if code.trim().is_empty() {
+        return Err(Error::invalid("code", "must not be empty"));
+    }
+    let mut tx = conn.begin().await?;
+    let coupon = coupons::find_by_code(&mut tx, code)
+        .await?
+        .ok_or_else(|| Inapplicable::Unknown.into_error("code"))?;
+    lock_cart(&mut tx, user_id).await?;
+    let subtotal = get(&mut tx, user_id).await?.subtotal_cents;
+    if let Some(reason) = coupons::check(&mut tx, &coupon, user_id, subtotal).await? {
+        return Err(reason.into_error("code"));
+    }
+    sqlx::query!(
+        "UPDATE carts SET coupon_id = $2 WHERE user_id = $1",
+        user_id,
+        coupon.id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let cart = get(&mut tx, user_id).await?;
+    tx.commit().await?;
+    Ok(cart)
+}
+
+/// Detaches the coupon, if any.
+pub async fn remove_coupon(conn: &mut PgConnection, user_id: Uuid) -> Result<Cart> {
+    sqlx::query!(
+        "UPDATE carts SET coupon_id = NULL, updated_at = now() WHERE user_id = $1",
+        user_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    get(conn, user_id).await
+}
+
+/// Removes a (just soft-deleted) product from every cart; runs in the deleting transaction.
+pub async fn drop_product(conn: &mut PgConnection, product_id: Uuid) -> Result<u64> {
+    Ok(
+        sqlx::query!("DELETE FROM cart_items WHERE product_id = $1", product_id)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// Detaches a (just deleted) coupon from every cart.
+pub async fn detach_coupon(conn: &mut PgConnection, coupon_id: Uuid) -> Result<u64> {
+    Ok(sqlx::query!(
+        "UPDATE carts SET coupon_id = NULL WHERE coupon_id = $1",
+        coupon_id
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+/// Deletes carts (and their lines) untouched for longer than `older_than`; returns how many.
+/// For the cleanup ticker, with `CART_TTL` ([`cart_ttl_from_env`]).
+pub async fn purge_abandoned(conn: &mut PgConnection, older_than: Duration) -> Result<u64> {
+    Ok(sqlx::query!(
+        "DELETE FROM carts WHERE updated_at < now() - make_interval(secs => $1)",
+        older_than.as_secs_f64()
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
+#[cfg(test)]
+mod tests;
