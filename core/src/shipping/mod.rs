@@ -21,6 +21,7 @@ pub mod cached;
 pub mod correios;
 pub mod melhorenvio;
 mod package;
+pub mod quote;
 pub mod table;
 
 pub use package::{PackageLine, package_from_lines};
