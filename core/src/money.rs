@@ -44,18 +44,19 @@ pub fn parse_decimal(input: &str) -> Option<i64> {
     {
         return None;
     }
-    let reais: i64 = if int_part.is_empty() {
+    // Widened so that the most negative amount, whose magnitude exceeds `i64::MAX`, parses.
+    let reais: i128 = if int_part.is_empty() {
         0
     } else {
         int_part.parse().ok()?
     };
-    let centavos: i64 = match frac_part.len() {
+    let centavos: i128 = match frac_part.len() {
         0 => 0,
-        1 => frac_part.parse::<i64>().ok()? * 10,
+        1 => frac_part.parse::<i128>().ok()? * 10,
         _ => frac_part.parse().ok()?,
     };
     let total = reais.checked_mul(100)?.checked_add(centavos)?;
-    Some(if neg { -total } else { total })
+    i64::try_from(if neg { -total } else { total }).ok()
 }
 
 #[cfg(test)]
@@ -80,5 +81,75 @@ mod tests {
         assert_eq!(parse_decimal("7"), Some(700));
         assert_eq!(parse_decimal("abc"), None);
         assert_eq!(parse_decimal("1.234"), None);
+    }
+
+    #[test]
+    fn the_extremes_of_i64_round_trip() {
+        for cents in [i64::MIN, i64::MIN + 1, i64::MAX, -1, 0] {
+            assert_eq!(parse_decimal(&to_decimal_string(cents)), Some(cents), "{cents}");
+        }
+    }
+
+    /// Properties over the whole `i64` range and over arbitrary text.
+    mod proptests {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// `format_brl` without its currency marker, as a person would type it back.
+        fn typed_back(cents: i64) -> String {
+            format_brl(cents).replacen("R$ ", "", 1)
+        }
+
+        proptest! {
+            #[test]
+            fn decimal_strings_round_trip(cents in any::<i64>()) {
+                prop_assert_eq!(parse_decimal(&to_decimal_string(cents)), Some(cents));
+            }
+
+            #[test]
+            fn brazilian_format_round_trips(cents in any::<i64>()) {
+                prop_assert_eq!(parse_decimal(&typed_back(cents)), Some(cents));
+            }
+
+            #[test]
+            fn everyday_amounts_round_trip(cents in -10_000_000_00i64..10_000_000_00) {
+                prop_assert_eq!(parse_decimal(&to_decimal_string(cents)), Some(cents));
+                prop_assert_eq!(parse_decimal(&typed_back(cents)), Some(cents));
+            }
+
+            #[test]
+            fn reais_and_centavos_are_read_as_written(reais in 0i64..1_000_000_000, centavos in 0i64..100) {
+                let expected = reais * 100 + centavos;
+                prop_assert_eq!(parse_decimal(&format!("{reais}.{centavos:02}")), Some(expected));
+                prop_assert_eq!(parse_decimal(&format!("{reais},{centavos:02}")), Some(expected));
+                prop_assert_eq!(parse_decimal(&format!("-{reais}.{centavos:02}")), Some(-expected));
+            }
+
+            #[test]
+            fn a_third_decimal_place_is_refused(reais in 0i64..1_000_000, fraction in 0u32..1000) {
+                prop_assert_eq!(parse_decimal(&format!("{reais}.{fraction:03}")), None);
+            }
+
+            #[test]
+            fn parsing_arbitrary_text_never_panics(input in any::<String>()) {
+                let _ = parse_decimal(&input);
+            }
+
+            #[test]
+            fn parsing_number_shaped_text_never_panics_and_is_stable(input in "-?[0-9.,]{0,30}") {
+                if let Some(cents) = parse_decimal(&input) {
+                    prop_assert_eq!(parse_decimal(&to_decimal_string(cents)), Some(cents));
+                }
+            }
+
+            #[test]
+            fn formatting_never_panics_and_keeps_the_sign(cents in any::<i64>()) {
+                let brl = format_brl(cents);
+                let decimal = to_decimal_string(cents);
+                prop_assert_eq!(brl.starts_with('-'), cents < 0);
+                prop_assert_eq!(decimal.starts_with('-'), cents < 0);
+                prop_assert!(brl.ends_with(&decimal[decimal.len() - 2..]));
+            }
+        }
     }
 }

@@ -150,4 +150,150 @@ mod tests {
             assert!(normalize_email(bad).is_none(), "{bad}");
         }
     }
+
+    /// Properties over generated input: the validators agree with an independent
+    /// implementation of the check digits, accept every mask they document, and never panic.
+    mod proptests {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Reference check digits, written independently of `mod11_check_digit`.
+        fn reference_check_digits(base: &[u8; 9]) -> (u8, u8) {
+            let dv = |digits: &[u8]| {
+                let n = digits.len() as u32 + 1;
+                let sum: u32 = digits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| u32::from(d) * (n - i as u32))
+                    .sum();
+                let rest = (sum * 10) % 11;
+                if rest == 10 { 0 } else { rest as u8 }
+            };
+            let first = dv(base);
+            let mut ten = base.to_vec();
+            ten.push(first);
+            (first, dv(&ten))
+        }
+
+        fn reference_is_valid(digits: &[u8; 11]) -> bool {
+            let base: [u8; 9] = digits[..9].try_into().unwrap();
+            let (d1, d2) = reference_check_digits(&base);
+            digits.iter().any(|&d| d != digits[0]) && digits[9] == d1 && digits[10] == d2
+        }
+
+        fn to_text(digits: &[u8]) -> String {
+            digits.iter().map(|d| char::from(b'0' + d)).collect()
+        }
+
+        fn masked(plain: &str) -> String {
+            format!(
+                "{}.{}.{}-{}",
+                &plain[..3],
+                &plain[3..6],
+                &plain[6..9],
+                &plain[9..]
+            )
+        }
+
+        /// Nine digits that are not all the same, completed with their check digits.
+        fn valid_cpf() -> impl Strategy<Value = [u8; 11]> {
+            proptest::array::uniform9(0u8..10)
+                .prop_filter("not a repeated digit", |b| b.iter().any(|&d| d != b[0]))
+                .prop_map(|base| {
+                    let (d1, d2) = reference_check_digits(&base);
+                    let mut cpf = [0u8; 11];
+                    cpf[..9].copy_from_slice(&base);
+                    cpf[9] = d1;
+                    cpf[10] = d2;
+                    cpf
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn every_generated_cpf_is_accepted_masked_or_not(cpf in valid_cpf()) {
+                let plain = to_text(&cpf);
+                prop_assert_eq!(normalize_cpf(&plain), Some(plain.clone()));
+                prop_assert_eq!(normalize_cpf(&masked(&plain)), Some(plain.clone()));
+                let padded = format!("  {}\t", masked(&plain));
+                prop_assert_eq!(normalize_cpf(&padded), Some(plain.clone()));
+            }
+
+            #[test]
+            fn changing_one_digit_of_a_cpf_is_rejected_unless_it_makes_another_valid_one(
+                cpf in valid_cpf(),
+                position in 0usize..11,
+                bump in 1u8..10,
+            ) {
+                let mut changed = cpf;
+                changed[position] = (changed[position] + bump) % 10;
+                let text = to_text(&changed);
+                let accepted = normalize_cpf(&text).is_some();
+                prop_assert_eq!(accepted, reference_is_valid(&changed), "{}", text);
+                prop_assert_eq!(normalize_cpf(&masked(&text)).is_some(), accepted);
+            }
+
+            #[test]
+            fn any_eleven_digits_are_judged_like_the_reference(digits in proptest::array::uniform11(0u8..10)) {
+                prop_assert_eq!(normalize_cpf(&to_text(&digits)).is_some(), reference_is_valid(&digits));
+            }
+
+            #[test]
+            fn cpf_validation_never_panics_and_answers_eleven_digits(input in any::<String>()) {
+                if let Some(cpf) = normalize_cpf(&input) {
+                    prop_assert_eq!(cpf.len(), 11);
+                    prop_assert!(cpf.bytes().all(|b| b.is_ascii_digit()));
+                    prop_assert_eq!(normalize_cpf(&cpf), Some(cpf.clone()));
+                }
+            }
+
+            #[test]
+            fn cpf_shaped_noise_never_panics(input in "[0-9.\\- ]{0,20}") {
+                if let Some(cpf) = normalize_cpf(&input) {
+                    let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+                    prop_assert_eq!(cpf, digits);
+                }
+            }
+
+            #[test]
+            fn every_eight_digit_cep_is_accepted_with_or_without_hyphen(cep in "[0-9]{8}") {
+                prop_assert_eq!(normalize_cep(&cep), Some(cep.clone()));
+                let hyphenated = format!("{}-{}", &cep[..5], &cep[5..]);
+                prop_assert_eq!(normalize_cep(&hyphenated), Some(cep.clone()));
+                prop_assert_eq!(normalize_cep(&format!(" {hyphenated} ")), Some(cep.clone()));
+            }
+
+            #[test]
+            fn a_cep_with_a_misplaced_hyphen_or_wrong_length_is_rejected(
+                cep in "[0-9]{8}",
+                at in 0usize..=8,
+                cut in 1usize..8,
+            ) {
+                if at != 5 {
+                    let moved = format!("{}-{}", &cep[..at], &cep[at..]);
+                    prop_assert_eq!(normalize_cep(&moved), None);
+                }
+                prop_assert_eq!(normalize_cep(&cep[..cut]), None);
+                prop_assert_eq!(normalize_cep(&format!("{cep}{}", &cep[..cut])), None);
+            }
+
+            #[test]
+            fn cep_validation_never_panics_and_answers_eight_digits(input in any::<String>()) {
+                if let Some(cep) = normalize_cep(&input) {
+                    prop_assert_eq!(cep.len(), 8);
+                    prop_assert!(cep.bytes().all(|b| b.is_ascii_digit()));
+                }
+            }
+
+            #[test]
+            fn uf_and_email_validation_never_panic(input in any::<String>()) {
+                if let Some(uf) = normalize_uf(&input) {
+                    prop_assert!(UFS.contains(&uf.as_str()));
+                }
+                if let Some(email) = normalize_email(&input) {
+                    prop_assert_eq!(normalize_email(&email), Some(email.clone()));
+                }
+            }
+        }
+    }
 }
