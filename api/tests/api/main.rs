@@ -3,6 +3,7 @@
 
 mod addresses;
 mod auth;
+mod bola;
 mod cache;
 mod cart;
 mod catalog;

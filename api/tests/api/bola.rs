@@ -1,0 +1,265 @@
+//! Broken object-level authorisation (BOLA/IDOR): for every route with an id in its path,
+//! another user's token gets the same answer as for an id that does not exist (404, or 403 on
+//! admin-only routes), no byte of the owner's data, and changes nothing.
+//!
+//! The matrix is checked against `/openapi.json`: a new route with a path parameter fails
+//! [`every_route_with_an_id_is_in_the_matrix`] until it gets a row in [`matrix`] (or, when
+//! its ids belong to no user, a line in [`NOT_USER_OWNED`]).
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, TestResponse, TestUser};
+
+/// Routes whose path ids name nothing a user owns (public catalog reads, admin-managed
+/// records), with why. Their authorisation is tested where they are built.
+const NOT_USER_OWNED: &[(&str, &str, &str)] = &[];
+
+/// Strings only the victim's records contain: none may appear in an answer to the attacker.
+const SECRETS: &[&str] = &["Vítima Sigilosa", "Rua do Segredo", "529.982.247-25", "52998224725"];
+
+/// What the victim owns, created through the API.
+struct Victim {
+    user: TestUser,
+    address_id: String,
+}
+
+/// One request of the attacker against the victim's resource.
+struct Row {
+    /// The OpenAPI path (with `/api`) and method this row covers.
+    method: Method,
+    template: &'static str,
+    /// The concrete path with the victim's ids, and the same path with ids that exist nowhere.
+    path: String,
+    ghost: String,
+    body: Option<Value>,
+    /// 404 for owned resources; 403 where the route is for admins only.
+    expected: u16,
+}
+
+fn address_body() -> Value {
+    json!({
+        "label": "Intrusa", "recipient": "Atacante", "cep": "01310-100",
+        "street": "Avenida Paulista", "number": "1", "complement": "",
+        "district": "Bela Vista", "city": "São Paulo", "state": "SP"
+    })
+}
+
+fn row(
+    method: Method,
+    template: &'static str,
+    path: String,
+    ghost: String,
+    body: Option<Value>,
+) -> Row {
+    Row {
+        method,
+        template,
+        path,
+        ghost,
+        body,
+        expected: 404,
+    }
+}
+
+/// Every attack, by route. Owned resources are reached both under the victim's user id and
+/// under the attacker's own `me`.
+fn matrix(victim: &Victim) -> Vec<Row> {
+    let uid = victim.user.id;
+    let aid = &victim.address_id;
+    let nobody = Uuid::now_v7();
+    let no_address = Uuid::now_v7();
+    let mut rows = Vec::new();
+
+    rows.push(Row {
+        expected: 403,
+        ..row(
+            Method::GET,
+            "/api/users/{id}",
+            format!("/api/users/{uid}"),
+            format!("/api/users/{nobody}"),
+            None,
+        )
+    });
+    for (method, body) in [(Method::GET, None), (Method::POST, Some(address_body()))] {
+        rows.push(row(
+            method,
+            "/api/users/{id}/addresses",
+            format!("/api/users/{uid}/addresses"),
+            format!("/api/users/{nobody}/addresses"),
+            body,
+        ));
+    }
+    for owner in [uid.to_string(), "me".to_owned()] {
+        let ghost_owner = if owner == "me" {
+            "me".to_owned()
+        } else {
+            nobody.to_string()
+        };
+        for (method, body) in [(Method::PUT, Some(address_body())), (Method::DELETE, None)] {
+            rows.push(row(
+                method,
+                "/api/users/{id}/addresses/{aid}",
+                format!("/api/users/{owner}/addresses/{aid}"),
+                format!("/api/users/{ghost_owner}/addresses/{no_address}"),
+                body,
+            ));
+        }
+        rows.push(row(
+            Method::PATCH,
+            "/api/users/{id}/addresses/{aid}/default",
+            format!("/api/users/{owner}/addresses/{aid}/default"),
+            format!("/api/users/{ghost_owner}/addresses/{no_address}/default"),
+            Some(json!({})),
+        ));
+    }
+    rows
+}
+
+async fn victim(app: &TestApp) -> Victim {
+    let user = app.user().await;
+    app.put(
+        "/api/users/me",
+        &json!({"name": "Vítima Sigilosa", "cpf": "529.982.247-25"}),
+        Some(&user.token),
+    )
+    .await
+    .assert_status(200);
+    let address = app
+        .post(
+            "/api/users/me/addresses",
+            &json!({
+                "label": "Casa", "recipient": "Vítima Sigilosa", "cep": "04538-133",
+                "street": "Rua do Segredo", "number": "42", "complement": "fundos",
+                "district": "Itaim Bibi", "city": "São Paulo", "state": "SP"
+            }),
+            Some(&user.token),
+        )
+        .await;
+    address.assert_status(201);
+    Victim {
+        address_id: address.body["id"].as_str().expect("an id").to_owned(),
+        user,
+    }
+}
+
+/// The victim's export without the parts that change on every call.
+async fn stored_state(app: &TestApp, user: &TestUser) -> Value {
+    let res = app.get("/api/users/me/export", Some(&user.token)).await;
+    res.assert_status(200);
+    let mut doc = res.body.clone();
+    let object = doc.as_object_mut().expect("an object");
+    object.remove("generated_at");
+    object.remove("privacy_requests");
+    doc
+}
+
+/// The parts of a problem that could tell an existing resource from a missing one.
+fn shape(res: &TestResponse) -> (u16, Value, Value, Value) {
+    (
+        res.status.as_u16(),
+        res.body["type"].clone(),
+        res.body["title"].clone(),
+        res.body["detail"].clone(),
+    )
+}
+
+#[sqlx::test(migrations = false)]
+async fn another_users_token_gets_404_and_nothing_on_every_route_with_an_id(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let victim = victim(&app).await;
+    let attacker = app.user().await;
+    let before = stored_state(&app, &victim.user).await;
+
+    for row in matrix(&victim) {
+        let what = format!("{} {}", row.method, row.path);
+        let res = app
+            .request(
+                row.method.clone(),
+                &row.path,
+                row.body.as_ref(),
+                Some(&attacker.token),
+            )
+            .await;
+        assert_eq!(
+            res.status.as_u16(),
+            row.expected,
+            "{what}: {}",
+            res.text
+        );
+        res.assert_problem(row.expected);
+        for secret in SECRETS {
+            assert!(!res.text.contains(secret), "{what} leaked {secret}: {}", res.text);
+        }
+        let ghost = app
+            .request(
+                row.method.clone(),
+                &row.ghost,
+                row.body.as_ref(),
+                Some(&attacker.token),
+            )
+            .await;
+        assert_eq!(
+            shape(&res),
+            shape(&ghost),
+            "{what} answers differently from {} {}: the resource's existence leaks",
+            row.method,
+            row.ghost
+        );
+    }
+
+    assert_eq!(
+        stored_state(&app, &victim.user).await,
+        before,
+        "the attacks changed the victim's data"
+    );
+    let book = app
+        .get("/api/users/me/addresses", Some(&attacker.token))
+        .await;
+    book.assert_status(200);
+    assert_eq!(
+        book.body,
+        json!([]),
+        "nothing was created in the attacker's book"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn every_route_with_an_id_is_in_the_matrix(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let victim = victim(&app).await;
+    let covered: BTreeSet<(String, String)> = matrix(&victim)
+        .iter()
+        .map(|row| (row.method.to_string(), row.template.to_owned()))
+        .chain(
+            NOT_USER_OWNED
+                .iter()
+                .map(|(method, path, _why)| ((*method).to_owned(), (*path).to_owned())),
+        )
+        .collect();
+
+    let doc = serde_json::to_value(cart_api::openapi()).expect("the OpenAPI document");
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.contains('{') {
+            continue;
+        }
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            let key = (method.to_uppercase(), path.clone());
+            if !covered.contains(&key) {
+                missing.push(format!("{} {}", key.0, key.1));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "routes with an id and no BOLA row in api/tests/api/bola.rs: {missing:?}"
+    );
+}
