@@ -25,6 +25,8 @@ def duration_ms(text):
 
 def parse_wrk(text):
     result = {"rps": 0.0, "p50_ms": None, "p99_ms": None, "requests": 0, "non2xx": 0, "errors": 0}
+    if m := re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", text, re.M):
+        result["max_ms"] = duration_ms(m.group(1))
     if m := re.search(r"Requests/sec:\s+([0-9.]+)", text):
         result["rps"] = float(m.group(1))
     if m := re.search(r"([0-9]+) requests in ([0-9.]+\w+)", text):
