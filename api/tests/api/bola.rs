@@ -17,15 +17,22 @@ use crate::helpers::{TestApp, TestResponse, TestUser};
 
 /// Routes whose path ids name nothing a user owns (public catalog reads, admin-managed
 /// records), with why. Their authorisation is tested where they are built.
-const NOT_USER_OWNED: &[(&str, &str, &str)] = &[];
+const NOT_USER_OWNED: &[(&str, &str, &str)] = &[(
+    "GET",
+    "/api/orders/tracking/{number}",
+    "public by design (an unguessable number); checked below to carry no personal data",
+)];
 
 /// Strings only the victim's records contain: none may appear in an answer to the attacker.
 const SECRETS: &[&str] = &["Vítima Sigilosa", "Rua do Segredo", "529.982.247-25", "52998224725"];
 
-/// What the victim owns, created through the API.
+/// What the victim owns, created through the API (orders through the core functions, so the
+/// matrix does not depend on checkout).
 struct Victim {
     user: TestUser,
     address_id: String,
+    order_id: Uuid,
+    order_number: String,
 }
 
 /// One request of the attacker against the victim's resource.
@@ -117,7 +124,82 @@ fn matrix(victim: &Victim) -> Vec<Row> {
             Some(json!({})),
         ));
     }
+
+    let order = victim.order_id;
+    let no_order = Uuid::now_v7();
+    rows.push(row(
+        Method::GET,
+        "/api/orders/{id}",
+        format!("/api/orders/{order}"),
+        format!("/api/orders/{no_order}"),
+        None,
+    ));
+    for (template, suffix, body) in [
+        (
+            "/api/orders/{id}/tracking",
+            "tracking",
+            Some(json!({"tracking_number": "BR123456789BR", "carrier": "Correios"})),
+        ),
+        ("/api/orders/{id}/delivered", "delivered", Some(json!({}))),
+    ] {
+        rows.push(Row {
+            expected: 403,
+            ..row(
+                Method::PATCH,
+                template,
+                format!("/api/orders/{order}/{suffix}"),
+                format!("/api/orders/{no_order}/{suffix}"),
+                body,
+            )
+        });
+    }
     rows
+}
+
+async fn place_order(app: &TestApp, user_id: Uuid) -> (Uuid, String) {
+    use cart_core::orders::{
+        ShippingAddress,
+        create::{self, ChosenShipping, NewOrder, NewOrderItem},
+    };
+    let mut conn = app.pool.acquire().await.expect("a connection");
+    let created = create::insert(
+        &mut conn,
+        &NewOrder {
+            user_id,
+            items: vec![NewOrderItem {
+                product_id: Uuid::now_v7(),
+                sku: "DIARIO-1".into(),
+                name: "Diário".into(),
+                unit_price_cents: 4990,
+                quantity: 1,
+                ncm: Some("48201000".into()),
+                weight_grams: Some(300),
+            }],
+            coupon: None,
+            shipping: ChosenShipping {
+                carrier: "Correios".into(),
+                service: "SEDEX".into(),
+                price_cents: 2500,
+                days: 2,
+                address: ShippingAddress {
+                    label: Some("Casa".into()),
+                    recipient: "Vítima Sigilosa".into(),
+                    cep: "04538133".into(),
+                    street: "Rua do Segredo".into(),
+                    number: "42".into(),
+                    complement: Some("fundos".into()),
+                    district: "Itaim Bibi".into(),
+                    city: "São Paulo".into(),
+                    state: "SP".into(),
+                },
+            },
+            recipient_cpf: "52998224725".into(),
+            expires_at: chrono::Utc::now() + chrono::Duration::minutes(30),
+        },
+    )
+    .await
+    .expect("an order");
+    (created.id, created.number)
 }
 
 async fn victim(app: &TestApp) -> Victim {
@@ -141,9 +223,12 @@ async fn victim(app: &TestApp) -> Victim {
         )
         .await;
     address.assert_status(201);
+    let (order_id, order_number) = place_order(app, user.id).await;
     Victim {
         address_id: address.body["id"].as_str().expect("an id").to_owned(),
         user,
+        order_id,
+        order_number,
     }
 }
 
@@ -217,6 +302,31 @@ async fn another_users_token_gets_404_and_nothing_on_every_route_with_an_id(pool
         before,
         "the attacks changed the victim's data"
     );
+    // Lists are scoped to the caller, whatever the query asks for.
+    for list in ["/api/orders", "/api/orders?all=true"] {
+        let res = app.get(list, Some(&attacker.token)).await;
+        assert!(
+            !res.text.contains(&victim.order_id.to_string()),
+            "{list} shows the victim's order: {}",
+            res.text
+        );
+    }
+    // Public tracking knows the order but nothing personal.
+    let tracking = app
+        .get(
+            &format!("/api/orders/tracking/{}", victim.order_number),
+            None,
+        )
+        .await;
+    tracking.assert_status(200);
+    for secret in SECRETS {
+        assert!(
+            !tracking.text.contains(secret),
+            "tracking leaked {secret}: {}",
+            tracking.text
+        );
+    }
+
     let book = app
         .get("/api/users/me/addresses", Some(&attacker.token))
         .await;
