@@ -654,4 +654,115 @@ mod tests {
             prop_assert!(verifier.verify(Some(&header), Some(&header), &body).is_err());
         }
     }
+
+    /// Round trips: whatever the secret and body, what we sign verifies, and any change to
+    /// the body, the signature or the clock's side of the tolerance is refused.
+    mod proptests {
+        use super::*;
+
+        fn flip(bytes: &[u8], index: usize, bit: u8) -> Vec<u8> {
+            let mut changed = bytes.to_vec();
+            let i = index % changed.len();
+            changed[i] ^= 1 << (bit % 8);
+            changed
+        }
+
+        proptest! {
+            #[test]
+            fn a_propay_signature_verifies_with_or_without_its_prefix(
+                secret in proptest::collection::vec(any::<u8>(), 1..64),
+                body in proptest::collection::vec(any::<u8>(), 0..512),
+            ) {
+                let signature = sign_propay(&secret, &body);
+                prop_assert!(verify_propay(&secret, Some(&signature), &body).is_ok());
+                let prefixed = format!(" sha256={signature} ");
+                prop_assert!(verify_propay(&secret, Some(&prefixed), &body).is_ok());
+                prop_assert!(verify_propay(&secret, Some(&signature.to_uppercase()), &body).is_ok());
+            }
+
+            #[test]
+            fn a_propay_signature_over_other_bytes_or_with_another_secret_is_refused(
+                secret in proptest::collection::vec(any::<u8>(), 1..64),
+                body in proptest::collection::vec(any::<u8>(), 1..512),
+                index in any::<usize>(),
+                bit in any::<u8>(),
+            ) {
+                let signature = sign_propay(&secret, &body);
+                prop_assert_eq!(
+                    verify_propay(&secret, Some(&signature), &flip(&body, index, bit)),
+                    Err(SignatureError::Mismatch)
+                );
+                prop_assert_eq!(
+                    verify_propay(&flip(&secret, index, bit), Some(&signature), &body),
+                    Err(SignatureError::Mismatch)
+                );
+                let raw = hex::decode(&signature).unwrap();
+                let tampered = hex::encode(flip(&raw, index, bit));
+                prop_assert_eq!(
+                    verify_propay(&secret, Some(&tampered), &body),
+                    Err(SignatureError::Mismatch)
+                );
+            }
+
+            #[test]
+            fn a_stripe_signature_verifies_within_the_tolerance_and_is_stale_after(
+                secret in "[ -~]{1,40}",
+                body in proptest::collection::vec(any::<u8>(), 0..512),
+                t in 0i64..4_000_000_000,
+                age in 0i64..=300,
+                late in 301i64..1_000_000,
+            ) {
+                let header = sign_stripe(&secret, t, &body);
+                let tolerance = STRIPE_DEFAULT_TOLERANCE;
+                prop_assert!(verify_stripe(&secret, Some(&header), &body, tolerance, t + age).is_ok());
+                prop_assert_eq!(
+                    verify_stripe(&secret, Some(&header), &body, tolerance, t + late),
+                    Err(SignatureError::Stale)
+                );
+            }
+
+            #[test]
+            fn a_stripe_header_verifies_in_any_order_among_rotated_and_unknown_entries(
+                body in proptest::collection::vec(any::<u8>(), 0..256),
+                others in proptest::collection::vec("[0-9a-f]{64}", 0..4),
+                position in any::<usize>(),
+                legacy in proptest::option::of("[0-9a-f]{64}"),
+            ) {
+                let good = sign_stripe(STRIPE_SECRET, STRIPE_T, &body);
+                let v1 = good.split_once(",v1=").unwrap().1.to_owned();
+                let mut items: Vec<String> = others.iter().map(|o| format!("v1={o}")).collect();
+                items.insert(position % (items.len() + 1), format!("v1={v1}"));
+                if let Some(legacy) = legacy {
+                    items.push(format!("v0={legacy}"));
+                }
+                items.insert(position % (items.len() + 1), format!("t={STRIPE_T}"));
+                let header = items.join(",");
+                prop_assert!(
+                    verify_stripe(STRIPE_SECRET, Some(&header), &body, STRIPE_DEFAULT_TOLERANCE, STRIPE_T).is_ok(),
+                    "{}", header
+                );
+            }
+
+            #[test]
+            fn a_stripe_signature_over_other_bytes_or_another_time_is_refused(
+                body in proptest::collection::vec(any::<u8>(), 1..256),
+                index in any::<usize>(),
+                bit in any::<u8>(),
+                shift in 1i64..1000,
+            ) {
+                let header = sign_stripe(STRIPE_SECRET, STRIPE_T, &body);
+                prop_assert_eq!(
+                    verify_stripe(STRIPE_SECRET, Some(&header), &flip(&body, index, bit), STRIPE_DEFAULT_TOLERANCE, STRIPE_T),
+                    Err(SignatureError::Mismatch)
+                );
+                // The timestamp is signed: moving it (to dodge the tolerance) breaks the MAC.
+                let v1 = header.split_once(",v1=").unwrap().1;
+                let moved = format!("t={},v1={v1}", STRIPE_T + shift);
+                prop_assert_eq!(
+                    verify_stripe(STRIPE_SECRET, Some(&moved), &body, STRIPE_DEFAULT_TOLERANCE, STRIPE_T + shift),
+                    Err(SignatureError::Mismatch)
+                );
+            }
+        }
+    }
 }
