@@ -86,7 +86,11 @@ mod tests {
     #[test]
     fn the_extremes_of_i64_round_trip() {
         for cents in [i64::MIN, i64::MIN + 1, i64::MAX, -1, 0] {
-            assert_eq!(parse_decimal(&to_decimal_string(cents)), Some(cents), "{cents}");
+            assert_eq!(
+                parse_decimal(&to_decimal_string(cents)),
+                Some(cents),
+                "{cents}"
+            );
         }
     }
 

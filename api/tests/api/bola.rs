@@ -17,14 +17,29 @@ use crate::helpers::{TestApp, TestResponse, TestUser};
 
 /// Routes whose path ids name nothing a user owns (public catalog reads, admin-managed
 /// records), with why. Their authorisation is tested where they are built.
-const NOT_USER_OWNED: &[(&str, &str, &str)] = &[(
-    "GET",
-    "/api/orders/tracking/{number}",
-    "public by design (an unguessable number); checked below to carry no personal data",
-)];
+const NOT_USER_OWNED: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/api/orders/tracking/{number}",
+        "public by design (an unguessable number); checked below to carry no personal data",
+    ),
+    ("GET", "/api/products/{id}", "the public catalog"),
+    ("GET", "/api/products/category/{id}", "the public catalog"),
+    ("GET", "/api/categories/{id}", "the public catalog"),
+    (
+        "PUT",
+        "/api/cart/items/{product_id}",
+        "the id names a product in the caller's own cart; checked below never to reach another's",
+    ),
+];
 
 /// Strings only the victim's records contain: none may appear in an answer to the attacker.
-const SECRETS: &[&str] = &["Vítima Sigilosa", "Rua do Segredo", "529.982.247-25", "52998224725"];
+const SECRETS: &[&str] = &[
+    "Vítima Sigilosa",
+    "Rua do Segredo",
+    "529.982.247-25",
+    "52998224725",
+];
 
 /// What the victim owns, created through the API (orders through the core functions, so the
 /// matrix does not depend on checkout).
@@ -33,6 +48,10 @@ struct Victim {
     address_id: String,
     order_id: Uuid,
     order_number: String,
+    /// A product in the victim's cart, and a coupon (admin-made) to aim at.
+    product_id: String,
+    coupon_id: String,
+    category_id: String,
 }
 
 /// One request of the attacker against the victim's resource.
@@ -153,7 +172,133 @@ fn matrix(victim: &Victim) -> Vec<Row> {
             )
         });
     }
+
+    // The cart is the caller's: a product in someone else's cart is no line of the attacker's.
+    let product = &victim.product_id;
+    rows.push(row(
+        Method::DELETE,
+        "/api/cart/items/{product_id}",
+        format!("/api/cart/items/{product}"),
+        format!("/api/cart/items/{}", Uuid::now_v7()),
+        None,
+    ));
+
+    // Admin-only records: a customer is refused before anything is looked up.
+    let admin_only: [(Method, &'static str, &str, &str, Option<Value>); 8] = [
+        (
+            Method::GET,
+            "/api/coupons/{id}",
+            "coupons",
+            &victim.coupon_id,
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/coupons/{id}",
+            "coupons",
+            &victim.coupon_id,
+            Some(json!({})),
+        ),
+        (
+            Method::DELETE,
+            "/api/coupons/{id}",
+            "coupons",
+            &victim.coupon_id,
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/products/{id}",
+            "products",
+            product,
+            Some(json!({})),
+        ),
+        (
+            Method::DELETE,
+            "/api/products/{id}",
+            "products",
+            product,
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/categories/{id}",
+            "categories",
+            &victim.category_id,
+            Some(json!({})),
+        ),
+        (
+            Method::DELETE,
+            "/api/categories/{id}",
+            "categories",
+            &victim.category_id,
+            None,
+        ),
+        (
+            Method::PATCH,
+            "/api/products/{id}/stock",
+            "products",
+            product,
+            Some(json!({"stock": 0})),
+        ),
+    ];
+    for (method, template, area, id, body) in admin_only {
+        let suffix = if template.ends_with("/stock") {
+            "/stock"
+        } else {
+            ""
+        };
+        rows.push(Row {
+            expected: 403,
+            ..row(
+                method,
+                template,
+                format!("/api/{area}/{id}{suffix}"),
+                format!("/api/{area}/{}{suffix}", Uuid::now_v7()),
+                body,
+            )
+        });
+    }
     rows
+}
+
+/// A category, a product in it and a coupon, made by an admin through the API.
+async fn catalog(app: &TestApp) -> (String, String, String) {
+    let admin = app.admin().await;
+    let category = app
+        .post(
+            "/api/categories",
+            &json!({"name": "Papelaria"}),
+            Some(&admin.token),
+        )
+        .await;
+    category.assert_status(201);
+    let category_id = category.body["id"].as_str().expect("an id").to_owned();
+    let product = app
+        .post(
+            "/api/products",
+            &json!({
+                "sku": "DIARIO-1", "name": "Diário", "description": "", "price_cents": 4990,
+                "stock": 10, "weight_grams": 300, "height_cm": 2, "width_cm": 15,
+                "length_cm": 21, "ncm": "48201000", "images": [], "category_id": category_id,
+            }),
+            Some(&admin.token),
+        )
+        .await;
+    product.assert_status(201);
+    let coupon = app
+        .post(
+            "/api/coupons",
+            &json!({"code": "SEGREDO10", "kind": "percent", "value": 10}),
+            Some(&admin.token),
+        )
+        .await;
+    coupon.assert_status(201);
+    (
+        product.body["id"].as_str().expect("an id").to_owned(),
+        coupon.body["id"].as_str().expect("an id").to_owned(),
+        category_id,
+    )
 }
 
 async fn place_order(app: &TestApp, user_id: Uuid) -> (Uuid, String) {
@@ -224,15 +369,26 @@ async fn victim(app: &TestApp) -> Victim {
         .await;
     address.assert_status(201);
     let (order_id, order_number) = place_order(app, user.id).await;
+    let (product_id, coupon_id, category_id) = catalog(app).await;
+    app.post(
+        "/api/cart/items",
+        &json!({"product_id": product_id, "quantity": 2}),
+        Some(&user.token),
+    )
+    .await
+    .assert_status(200);
     Victim {
         address_id: address.body["id"].as_str().expect("an id").to_owned(),
         user,
         order_id,
         order_number,
+        product_id,
+        coupon_id,
+        category_id,
     }
 }
 
-/// The victim's export without the parts that change on every call.
+/// The victim's export (without the parts that change on every call) and cart.
 async fn stored_state(app: &TestApp, user: &TestUser) -> Value {
     let res = app.get("/api/users/me/export", Some(&user.token)).await;
     res.assert_status(200);
@@ -240,6 +396,9 @@ async fn stored_state(app: &TestApp, user: &TestUser) -> Value {
     let object = doc.as_object_mut().expect("an object");
     object.remove("generated_at");
     object.remove("privacy_requests");
+    let cart = app.get("/api/cart", Some(&user.token)).await;
+    cart.assert_status(200);
+    object.insert("cart".into(), cart.body.clone());
     doc
 }
 
@@ -270,15 +429,14 @@ async fn another_users_token_gets_404_and_nothing_on_every_route_with_an_id(pool
                 Some(&attacker.token),
             )
             .await;
-        assert_eq!(
-            res.status.as_u16(),
-            row.expected,
-            "{what}: {}",
-            res.text
-        );
+        assert_eq!(res.status.as_u16(), row.expected, "{what}: {}", res.text);
         res.assert_problem(row.expected);
         for secret in SECRETS {
-            assert!(!res.text.contains(secret), "{what} leaked {secret}: {}", res.text);
+            assert!(
+                !res.text.contains(secret),
+                "{what} leaked {secret}: {}",
+                res.text
+            );
         }
         let ghost = app
             .request(
@@ -302,6 +460,24 @@ async fn another_users_token_gets_404_and_nothing_on_every_route_with_an_id(pool
         before,
         "the attacks changed the victim's data"
     );
+    // Setting a quantity for a product in the victim's cart only ever touches the caller's.
+    let own = app
+        .put(
+            &format!("/api/cart/items/{}", victim.product_id),
+            &json!({"quantity": 1}),
+            Some(&attacker.token),
+        )
+        .await;
+    own.assert_status(200);
+    assert_eq!(own.body["items"][0]["quantity"], 1, "{}", own.text);
+    app.put(
+        &format!("/api/cart/items/{}", victim.product_id),
+        &json!({"quantity": 0}),
+        Some(&attacker.token),
+    )
+    .await
+    .assert_status(200);
+
     // Lists are scoped to the caller, whatever the query asks for.
     for list in ["/api/orders", "/api/orders?all=true"] {
         let res = app.get(list, Some(&attacker.token)).await;

@@ -144,9 +144,11 @@ async fn checkout(pool: &PgPool, buyer: Uuid) -> anyhow::Result<bool> {
     .bind(subtotal)
     .bind(shipping)
     .bind(subtotal + shipping)
-    .bind(json!({"label": "Casa", "recipient": "Comprador", "cep": "01310100",
+    .bind(
+        json!({"label": "Casa", "recipient": "Comprador", "cep": "01310100",
                  "street": "Avenida Paulista", "number": "1000", "complement": "",
-                 "district": "Bela Vista", "city": "São Paulo", "state": "SP"}))
+                 "district": "Bela Vista", "city": "São Paulo", "state": "SP"}),
+    )
     .execute(&mut *tx)
     .await?;
     for line in &lines {
@@ -180,7 +182,8 @@ async fn checkout(pool: &PgPool, buyer: Uuid) -> anyhow::Result<bool> {
         .execute(&mut *tx)
         .await?;
     // The follow-up job (its kind is never run here: the worker is not part of this ceiling).
-    let envelope = serde_json::to_vec(&json!({"request_id": null, "payload": {"order_id": order_id}}))?;
+    let envelope =
+        serde_json::to_vec(&json!({"request_id": null, "payload": {"order_id": order_id}}))?;
     cart_core::jobs::insert_raw(&mut tx, "bench_checkout_ceiling", &envelope, 1, None, None)
         .await?;
     tx.commit().await?;

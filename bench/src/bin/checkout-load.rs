@@ -136,7 +136,10 @@ async fn shipping_service(
         &json!({"cep_destino": "01310-100", "items": [{"product_id": product, "quantity": 1}]}),
     )
     .await?;
-    anyhow::ensure!(status == 200, "shipping/calculate answered {status}: {body}");
+    anyhow::ensure!(
+        status == 200,
+        "shipping/calculate answered {status}: {body}"
+    );
     Ok(body["options"][0]["service"]
         .as_str()
         .context("a shipping option")?

@@ -80,7 +80,8 @@ async fn main() -> anyhow::Result<()> {
             count,
             sleep_ms,
         } => {
-            let payloads = (0..count).map(|n| json!({"key": format!("{prefix}-{n}"), "sleep_ms": sleep_ms}));
+            let payloads =
+                (0..count).map(|n| json!({"key": format!("{prefix}-{n}"), "sleep_ms": sleep_ms}));
             enqueue_all(&pool, "test_record", 3, payloads).await?;
             println!("{}", json!({"enqueued": count}));
             Ok(())
@@ -161,7 +162,10 @@ async fn throughput(pool: &PgPool, kind: &str, count: u64, timeout: u64) -> anyh
             break;
         }
         if Instant::now() > deadline {
-            anyhow::bail!("only {} of {count} {kind} jobs done after {timeout}s", done - before);
+            anyhow::bail!(
+                "only {} of {count} {kind} jobs done after {timeout}s",
+                done - before
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -252,12 +256,11 @@ async fn verify(pool: &PgPool, prefix: &str, count: u64, timeout: u64) -> anyhow
     .bind(&pattern)
     .fetch_all(pool)
     .await?;
-    let processes: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT pid) FROM worker_test_runs WHERE key LIKE $1",
-    )
-    .bind(&pattern)
-    .fetch_one(pool)
-    .await?;
+    let processes: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT pid) FROM worker_test_runs WHERE key LIKE $1")
+            .bind(&pattern)
+            .fetch_one(pool)
+            .await?;
     println!(
         "{}",
         json!({
