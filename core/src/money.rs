@@ -116,7 +116,7 @@ mod tests {
             }
 
             #[test]
-            fn everyday_amounts_round_trip(cents in -10_000_000_00i64..10_000_000_00) {
+            fn everyday_amounts_round_trip(cents in -1_000_000_000_i64..1_000_000_000) {
                 prop_assert_eq!(parse_decimal(&to_decimal_string(cents)), Some(cents));
                 prop_assert_eq!(parse_decimal(&typed_back(cents)), Some(cents));
             }
