@@ -1,6 +1,7 @@
 //! The in-process catalog cache (moka) and its cross-instance invalidation.
 //!
-//! Product details, product list pages and categories are cached per instance. Every write to
+//! Product details, product list pages and categories are cached per instance (search results
+//! are not: their key space is unbounded and the indexes answer them). Every write to
 //! `products` or `categories`, by anyone, fires a database trigger that `pg_notify`s the change
 //! inside the writing transaction (see `cart_core::catalog::changes`); PostgreSQL delivers it
 //! on commit to each instance's [`PgListener`], which invalidates here. The instance that made

@@ -21,7 +21,6 @@ use uuid::Uuid;
 
 use crate::{
     Error, Result,
-    config::{self, ConfigError},
     coupons::{self, CouponKind, Inapplicable},
 };
 
@@ -60,11 +59,6 @@ pub struct Cart {
     pub discount_cents: i64,
     pub total_cents: i64,
     pub coupon: Option<CartCoupon>,
-}
-
-/// `CART_TTL`: carts untouched this long are purged (default 30 days).
-pub fn cart_ttl_from_env() -> Result<Duration, ConfigError> {
-    config::var_duration("CART_TTL", Duration::from_secs(30 * 86_400))
 }
 
 /// The caller's cart with current prices and stock (empty when they have none).
@@ -344,7 +338,7 @@ pub async fn detach_coupon(conn: &mut PgConnection, coupon_id: Uuid) -> Result<u
 }
 
 /// Deletes carts (and their lines) untouched for longer than `older_than`; returns how many.
-/// For the cleanup ticker, with `CART_TTL` ([`cart_ttl_from_env`]).
+/// For the worker's cleanup ticker, with `CART_TTL` (default 30 days).
 pub async fn purge_abandoned(conn: &mut PgConnection, older_than: Duration) -> Result<u64> {
     Ok(sqlx::query!(
         "DELETE FROM carts WHERE updated_at < now() - make_interval(secs => $1)",

@@ -10,3 +10,6 @@ pub mod stock;
 pub use categories::{Category, CategoryInput, CategoryPage};
 pub use products::{Product, ProductFilter, ProductInput, ProductPage, ProductSort};
 pub use stock::StockChange;
+
+#[cfg(test)]
+mod tests;
