@@ -83,7 +83,7 @@ async fn place(pool: &PgPool, user_id: Uuid) -> (Uuid, String) {
     (created.id, created.number)
 }
 
-async fn mark_paid(pool: &PgPool, order_id: Uuid) {
+pub(crate) async fn mark_paid(pool: &PgPool, order_id: Uuid) {
     let mut conn = pool.acquire().await.unwrap();
     status::transition(
         &mut conn,
@@ -395,6 +395,7 @@ async fn every_order_route_is_in_the_openapi_document(pool: PgPool) {
         "/api/orders/{id}",
         "/api/orders/{id}/tracking",
         "/api/orders/{id}/delivered",
+        "/api/orders/{id}/cancel",
         "/api/orders/tracking/{number}",
     ] {
         assert!(

@@ -11,7 +11,10 @@ use super::{
     read::{self, PageRequest, Viewer},
     status::{self, Actor, OrderState, OrderStatus, PaymentStatus},
 };
-use crate::Error;
+use crate::{
+    Error,
+    mail::templates::{Branding, Templates},
+};
 
 pub(crate) fn address() -> ShippingAddress {
     ShippingAddress {
@@ -323,10 +326,11 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let admin = Actor::User(Uuid::now_v7());
+    let templates = Templates::new(Branding::new("Loja", "https://loja.example")).unwrap();
     let id = place_for_new_user(&mut conn).await;
 
     // Unpaid orders do not ship; delivery needs shipping first.
-    let unpaid = lifecycle::mark_shipped(&mut conn, id, "BR123", "Correios", admin)
+    let unpaid = lifecycle::mark_shipped(&mut conn, &templates, id, "BR123", "Correios", admin)
         .await
         .unwrap_err();
     assert!(matches!(unpaid, Error::Conflict(_)), "{unpaid:?}");
@@ -335,7 +339,7 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
         lifecycle::mark_delivered(&mut conn, id, admin).await,
         Err(Error::Conflict(_))
     ));
-    let invalid = lifecycle::mark_shipped(&mut conn, id, "  ", "", admin)
+    let invalid = lifecycle::mark_shipped(&mut conn, &templates, id, "  ", "", admin)
         .await
         .unwrap_err();
     let Error::Invalid(fields) = invalid else {
@@ -343,14 +347,14 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
     };
     assert!(fields.0.contains_key("tracking_number") && fields.0.contains_key("carrier"));
 
-    let shipped = lifecycle::mark_shipped(&mut conn, id, " BR123456789 ", "Correios", admin)
+    let shipped = lifecycle::mark_shipped(&mut conn, &templates, id, " BR123456789 ", "Correios", admin)
         .await
         .unwrap();
     assert_eq!(shipped.status, OrderStatus::Shipped);
     assert_eq!(shipped.tracking_number.as_deref(), Some("BR123456789"));
     assert_eq!(shipped.carrier.as_deref(), Some("Correios"));
     assert!(matches!(
-        lifecycle::mark_shipped(&mut conn, id, "BR9", "Correios", admin).await,
+        lifecycle::mark_shipped(&mut conn, &templates, id, "BR9", "Correios", admin).await,
         Err(Error::Conflict(_))
     ));
     let delivered = lifecycle::mark_delivered(&mut conn, id, admin)
