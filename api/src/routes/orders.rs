@@ -92,12 +92,19 @@ pub async fn place_order(
     Json(body): Json<CheckoutRequest>,
 ) -> Response {
     let (state, body) = (&state, &body);
-    idempotent(state, user.id, "POST /api/orders".into(), key, body, move || async move {
-        match checkout(state, user.id, body).await {
-            Ok(order) => Created(order).into_response(),
-            Err(e) => e.into_response(),
-        }
-    })
+    idempotent(
+        state,
+        user.id,
+        "POST /api/orders".into(),
+        key,
+        body,
+        move || async move {
+            match checkout(state, user.id, body).await {
+                Ok(order) => Created(order).into_response(),
+                Err(e) => e.into_response(),
+            }
+        },
+    )
     .await
 }
 

@@ -263,9 +263,13 @@ async fn checkout_refusals_are_problems_and_change_nothing(pool: PgPool) {
     app.post("/api/orders", &body, None)
         .await
         .assert_problem(401);
-    app.post("/api/orders", &json!({"shipping_service": "PAC"}), Some(&buyer.token))
-        .await
-        .assert_problem(400);
+    app.post(
+        "/api/orders",
+        &json!({"shipping_service": "PAC"}),
+        Some(&buyer.token),
+    )
+    .await
+    .assert_problem(400);
     let empty = app.post("/api/orders", &body, Some(&buyer.token)).await;
     empty.assert_problem(422);
     assert!(empty.body["errors"]["cart"].is_array());
@@ -374,7 +378,11 @@ async fn fifty_concurrent_checkouts_with_a_single_use_coupon_discount_once(pool:
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     assert_eq!(count(&statuses, 422), 49, "{statuses:?}");
     assert_eq!(
-        scalar(&wide, "SELECT count(*) FROM orders WHERE discount_cents > 0").await,
+        scalar(
+            &wide,
+            "SELECT count(*) FROM orders WHERE discount_cents > 0"
+        )
+        .await,
         1
     );
     assert_eq!(scalar(&wide, "SELECT count(*) FROM orders").await, 1);

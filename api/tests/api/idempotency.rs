@@ -161,5 +161,8 @@ async fn a_malformed_key_is_400(pool: PgPool) {
     post_with_key(&app, "  ", &body, &buyer)
         .await
         .assert_problem(400);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM idempotency_keys").await, 0);
+    assert_eq!(
+        scalar(&pool, "SELECT count(*) FROM idempotency_keys").await,
+        0
+    );
 }

@@ -52,13 +52,14 @@ pub(crate) async fn insert_user(pool: &PgPool, role: Role, cpf: Option<&str>) ->
 }
 
 async fn place(pool: &PgPool, user_id: Uuid) -> (Uuid, String) {
+    let book = crate::checkout::product(pool, "Livro", 4990, 10).await;
     let mut conn = pool.acquire().await.unwrap();
     let created = create::insert(
         &mut conn,
         &NewOrder {
             user_id,
             items: vec![NewOrderItem {
-                product_id: Uuid::now_v7(),
+                product_id: book,
                 sku: "LIVRO-1".into(),
                 name: "Livro".into(),
                 unit_price_cents: 4990,

@@ -18,8 +18,7 @@ use uuid::Uuid;
 use super::{
     create::{self, AppliedCoupon, ChosenShipping, NewOrder, NewOrderItem},
     model::{Order, ShippingAddress},
-    notify,
-    read,
+    notify, read,
 };
 use crate::{
     Error, Result,
@@ -28,7 +27,9 @@ use crate::{
     coupons,
     jobs::{self, expire_order::ExpireOrder},
     mail::templates::Templates,
-    shipping::{Package, PackageLine, QuoteRequest, ShippingOption, ShippingProvider, package_from_lines},
+    shipping::{
+        Package, PackageLine, QuoteRequest, ShippingOption, ShippingProvider, package_from_lines,
+    },
 };
 
 /// The body of `POST /api/orders`.

@@ -252,11 +252,12 @@ async fn checkout_reserves_stock_counts_the_coupon_and_empties_the_cart(pool: Pg
     // The follow-up jobs: the e-mail now, the expiry check at the deadline.
     let placed = format!("order_placed:{}", order.id);
     assert_eq!(jobs_with_key(&mut conn, &placed).await, 1);
-    let mail: Vec<u8> = sqlx::query_scalar("SELECT job FROM apalis.jobs WHERE idempotency_key = $1")
-        .bind(&placed)
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+    let mail: Vec<u8> =
+        sqlx::query_scalar("SELECT job FROM apalis.jobs WHERE idempotency_key = $1")
+            .bind(&placed)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
     let mail: serde_json::Value = serde_json::from_slice(&mail).unwrap();
     let message = &mail["payload"]["message"];
     assert_eq!(message["tag"], "order_placed");
@@ -284,18 +285,29 @@ async fn checkout_refuses_what_it_cannot_sell_and_writes_nothing(pool: PgPool) {
     // Empty cart.
     let (user, address) = customer(&mut conn, true).await;
     let err = checkout(&mut conn, user, address).await.unwrap_err();
-    assert!(matches!(&err, Error::Invalid(f) if f.0.contains_key("cart")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Invalid(f) if f.0.contains_key("cart")),
+        "{err:?}"
+    );
 
     // No CPF.
     let (no_cpf, no_cpf_address) = customer(&mut conn, false).await;
     add_to_cart(&mut conn, no_cpf, coffee, 1).await;
-    let err = checkout(&mut conn, no_cpf, no_cpf_address).await.unwrap_err();
-    assert!(matches!(&err, Error::Invalid(f) if f.0.contains_key("cpf")), "{err:?}");
+    let err = checkout(&mut conn, no_cpf, no_cpf_address)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid(f) if f.0.contains_key("cpf")),
+        "{err:?}"
+    );
 
     // Someone else's address.
     add_to_cart(&mut conn, user, coffee, 2).await;
     let err = checkout(&mut conn, user, no_cpf_address).await.unwrap_err();
-    assert!(matches!(&err, Error::Invalid(f) if f.0.contains_key("address_id")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Invalid(f) if f.0.contains_key("address_id")),
+        "{err:?}"
+    );
 
     // Short stock names the product.
     let err = checkout(&mut conn, user, address).await.unwrap_err();
@@ -317,7 +329,9 @@ async fn checkout_refuses_what_it_cannot_sell_and_writes_nothing(pool: PgPool) {
         address_id: address,
         shipping_service: "TELEPORTE".into(),
     };
-    let err = place_order(&mut conn, &ctx, user, &teleport).await.unwrap_err();
+    let err = place_order(&mut conn, &ctx, user, &teleport)
+        .await
+        .unwrap_err();
     assert!(matches!(&err, Error::Invalid(f) if f.0.contains_key("shipping_service")));
 
     // The carrier is down: 503, nothing written.
@@ -326,7 +340,9 @@ async fn checkout_refuses_what_it_cannot_sell_and_writes_nothing(pool: PgPool) {
         shipping: &down,
         ..ctx
     };
-    let err = place_order(&mut conn, &ctx, user, &request(address)).await.unwrap_err();
+    let err = place_order(&mut conn, &ctx, user, &request(address))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
 
     assert_eq!(stock_of(&mut conn, coffee).await, 1);
@@ -418,7 +434,10 @@ async fn cancelling_an_unpaid_order_gives_stock_and_coupon_back_once(pool: PgPoo
     );
     assert_eq!(stock_of(&mut conn, coffee).await, 5);
     assert_eq!(coupon_uses(&mut conn, ten_percent).await, 0);
-    assert_eq!(jobs_with_key(&mut conn, &format!("refund:{}", order.id)).await, 0);
+    assert_eq!(
+        jobs_with_key(&mut conn, &format!("refund:{}", order.id)).await,
+        0
+    );
 }
 
 #[sqlx::test(migrations = false)]
@@ -474,7 +493,9 @@ async fn cancelling_a_paid_order_asks_for_a_refund_and_shipped_ones_cannot_be_ca
         jobs_with_key(&mut conn, &format!("order_shipped:{}", second.id)).await,
         1
     );
-    let err = cancel::cancel(&mut conn, second.id, owner).await.unwrap_err();
+    let err = cancel::cancel(&mut conn, second.id, owner)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
     assert_eq!(stock_of(&mut conn, coffee).await, 4);
 }
@@ -502,11 +523,15 @@ async fn the_ticker_expires_only_unpaid_orders_past_their_deadline(pool: PgPool)
         Expiry::NotDue(_)
     ));
     assert_eq!(
-        cancel::expire_due(&mut conn, chrono::Utc::now()).await.unwrap(),
+        cancel::expire_due(&mut conn, chrono::Utc::now())
+            .await
+            .unwrap(),
         2
     );
     assert_eq!(
-        cancel::expire_due(&mut conn, chrono::Utc::now()).await.unwrap(),
+        cancel::expire_due(&mut conn, chrono::Utc::now())
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(stock_of(&mut conn, coffee).await, 8);
@@ -577,7 +602,9 @@ async fn cancel_and_expiry_racing_give_back_exactly_once(pool: PgPool) {
             tokio::spawn(async move {
                 barrier.wait().await;
                 let mut conn = pool.acquire().await.unwrap();
-                cancel::expire_due(&mut conn, chrono::Utc::now()).await.unwrap()
+                cancel::expire_due(&mut conn, chrono::Utc::now())
+                    .await
+                    .unwrap()
             })
         };
         let cancelled = cancel_task.await.unwrap();

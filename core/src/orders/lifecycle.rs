@@ -5,8 +5,7 @@ use uuid::Uuid;
 
 use super::{
     model::Order,
-    notify,
-    read,
+    notify, read,
     status::{Actor, OrderState, OrderStatus, lock_state, transition},
 };
 use crate::{Result, error::FieldErrors, mail::templates::Templates};

@@ -30,13 +30,25 @@ async fn unpaid_order(pool: &PgPool, deadline_in: chrono::Duration) -> Uuid {
         .execute(pool)
         .await
         .unwrap();
+    let product = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO products (id, sku, name, slug, price_cents, stock, weight_grams,
+                               height_cm, width_cm, length_cm, ncm)
+         VALUES ($1, $2, 'Café', $3, 2590, 10, 300, 5, 12, 18, '09012100')",
+    )
+    .bind(product)
+    .bind(format!("SKU-{}", &product.simple().to_string()[20..]))
+    .bind(format!("cafe-{}", product.simple()))
+    .execute(pool)
+    .await
+    .unwrap();
     let mut conn = pool.acquire().await.unwrap();
     create::insert(
         &mut conn,
         &NewOrder {
             user_id: user,
             items: vec![NewOrderItem {
-                product_id: Uuid::now_v7(),
+                product_id: product,
                 sku: "CAFE".into(),
                 name: "Café".into(),
                 unit_price_cents: 2590,
