@@ -48,6 +48,10 @@ pub struct ApiConfig {
     /// `ADMIN_EMAIL` + `ADMIN_PASSWORD`: an admin made sure of at start-up.
     pub admin_bootstrap: Option<AdminCredentials>,
     pub cache: crate::cache::CacheConfig,
+    /// Checkout settings (`ORDER_PAYMENT_TTL`).
+    pub orders: cart_core::orders::OrdersConfig,
+    /// The CEP parcels leave from, 8 digits (`SHIPPING_SENDER_CEP`).
+    pub shipping_sender_cep: String,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +148,8 @@ impl ApiConfig {
             )?,
             admin_bootstrap: admin_bootstrap_from_env()?,
             cache: crate::cache::CacheConfig::from_env()?,
+            orders: cart_core::orders::OrdersConfig::from_env()?,
+            shipping_sender_cep: cart_core::shipping::sender_cep_from_env()?,
         })
     }
 
@@ -190,6 +196,8 @@ impl ApiConfig {
             password_reset_ttl: Duration::from_secs(3600),
             admin_bootstrap: None,
             cache: crate::cache::CacheConfig::default(),
+            orders: cart_core::orders::OrdersConfig::default(),
+            shipping_sender_cep: "01310100".into(),
         }
     }
 }

@@ -80,7 +80,8 @@ async fn serve() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
-    let state = AppState::new(pool, config);
+    let shipping = cart_core::shipping::provider_from_env().context("shipping provider")?;
+    let state = AppState::new(pool, config).with_shipping(shipping);
     cart_api::startup(&state).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     cart_api::serve(listener, state).await?;

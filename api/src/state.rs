@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRef;
+use cart_core::shipping::ShippingProvider;
 use sqlx::PgPool;
 
 use crate::{cache::CatalogCache, config::ApiConfig};
@@ -14,6 +15,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Product and category reads; its invalidation listener starts in `crate::startup`.
     pub cache: CatalogCache,
+    /// Prices shipping at checkout (`SHIPPING_PROVIDER`, see `with_shipping`).
+    pub shipping: Arc<dyn ShippingProvider>,
 }
 
 impl AppState {
@@ -23,7 +26,15 @@ impl AppState {
             cache: CatalogCache::new(&config.cache),
             config: Arc::new(config),
             metrics: crate::metrics::Metrics::global(),
+            // The default provider (`SHIPPING_PROVIDER=table`): no network, deterministic.
+            shipping: Arc::new(cart_core::shipping::table::TableProvider::new()),
         }
+    }
+
+    /// Uses `provider` for shipping quotes (`serve` passes the one `SHIPPING_PROVIDER` names).
+    pub fn with_shipping(mut self, provider: Arc<dyn ShippingProvider>) -> Self {
+        self.shipping = provider;
+        self
     }
 }
 

@@ -206,6 +206,30 @@ pub async fn release(conn: &mut PgConnection, lease: &Lease) -> Result<()> {
     Ok(())
 }
 
+/// `prune_idempotency_keys`: the ticker job that runs [`prune_expired`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PruneIdempotencyKeys {
+    pub tick: chrono::DateTime<chrono::Utc>,
+}
+
+impl crate::jobs::Job for PruneIdempotencyKeys {
+    const NAME: &'static str = "prune_idempotency_keys";
+    const MAX_ATTEMPTS: i32 = 3;
+
+    fn idempotency_key(&self) -> Option<String> {
+        Some(crate::jobs::maintenance::tick_key(Self::NAME, self.tick))
+    }
+}
+
+impl crate::jobs::maintenance::TickJob for PruneIdempotencyKeys {
+    const INTERVAL_VAR: &'static str = "TICK_PRUNE_IDEMPOTENCY_KEYS";
+    const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
+
+    fn for_tick(tick: chrono::DateTime<chrono::Utc>) -> Self {
+        Self { tick }
+    }
+}
+
 /// Deletes keys past their 24 h; for a periodic ticker. Returns how many went.
 pub async fn prune_expired(conn: &mut PgConnection) -> Result<u64> {
     let deleted = sqlx::query!("DELETE FROM idempotency_keys WHERE expires_at <= now()")

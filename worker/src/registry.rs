@@ -57,6 +57,9 @@ impl Registry {
             .register::<cart_core::jobs::send_email::SendEmail>()
             .ticker::<cart_core::jobs::maintenance::PruneJobs>()
             .ticker::<cart_core::jobs::maintenance::PurgeResetTokens>()
+            .register::<cart_core::jobs::expire_order::ExpireOrder>()
+            .ticker::<cart_core::jobs::expire_order::ExpireDueOrders>()
+            .ticker::<cart_core::idempotency::PruneIdempotencyKeys>()
     }
 
     /// Adds the kinds the integration tests use to drive real worker processes.

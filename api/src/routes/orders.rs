@@ -11,7 +11,11 @@ use axum::{
 };
 use cart_core::{
     idempotency::{self, Begin, KeyRef, StoredResponse},
-    orders::{self, Actor, Order, OrderStatus, PageRequest, PublicTracking, Viewer},
+    mail::templates::{Branding, Templates},
+    orders::{
+        self, Actor, Order, OrderStatus, PageRequest, PublicTracking, Viewer,
+        checkout::{CheckoutContext, CheckoutRequest},
+    },
 };
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -19,13 +23,14 @@ use uuid::Uuid;
 
 use crate::{
     error::{ApiError, ApiResult, Problem},
-    extract::{AdminUser, AuthUser, Json, PageParams, Paginated, Path, Query},
+    extract::{AdminUser, AuthUser, Created, Json, PageParams, Paginated, Path, Query},
     state::AppState,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(utoipa_axum::routes!(list_orders))
+        .routes(utoipa_axum::routes!(list_orders, place_order))
+        .routes(utoipa_axum::routes!(cancel_order))
         .routes(utoipa_axum::routes!(get_order))
         .routes(utoipa_axum::routes!(track_order))
         .routes(utoipa_axum::routes!(ship_order))
@@ -48,6 +53,93 @@ pub struct OrdersQuery {
     pub all: bool,
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
+}
+
+/// The store's e-mail templates. Built per use: they are small, and this keeps them in step
+/// with the configuration the state was made with.
+fn templates(state: &AppState) -> cart_core::Result<Templates> {
+    Templates::new(Branding::new(
+        &state.config.store_name,
+        &state.config.frontend_url,
+    ))
+}
+
+/// Checkout: the caller's cart becomes an order, in one transaction (stock taken, coupon use
+/// counted, cart emptied, confirmation e-mail and payment deadline scheduled). Shipping is
+/// priced here, for the chosen service. With an `Idempotency-Key`, a repeat with the same
+/// body within 24 h gets the first answer again (`Idempotent-Replayed: true`).
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1–255 printable ASCII characters; makes the request safe to retry")),
+    request_body = CheckoutRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = Order),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 409, description = "not enough stock (the detail names the product), or the \
+            Idempotency-Key is in use by a running request or was used with another body",
+            body = Problem),
+        (status = 422, description = "empty cart, no CPF on the profile, unknown address \
+            (`address_id`: not in the caller's address book), shipping service not offered, \
+            or a coupon that no longer applies", body = Problem),
+        (status = 502, description = "the shipping provider answered badly", body = Problem),
+        (status = 503, description = "the shipping provider is unavailable", body = Problem),
+    ))]
+pub async fn place_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    Json(body): Json<CheckoutRequest>,
+) -> Response {
+    let (state, body) = (&state, &body);
+    idempotent(
+        state,
+        user.id,
+        "POST /api/orders".into(),
+        key,
+        body,
+        move || async move {
+            match checkout(state, user.id, body).await {
+                Ok(order) => Created(order).into_response(),
+                Err(e) => e.into_response(),
+            }
+        },
+    )
+    .await
+}
+
+async fn checkout(state: &AppState, user_id: Uuid, body: &CheckoutRequest) -> ApiResult<Order> {
+    let templates = templates(state)?;
+    let ctx = CheckoutContext {
+        shipping: state.shipping.as_ref(),
+        sender_cep: &state.config.shipping_sender_cep,
+        payment_ttl: state.config.orders.payment_ttl,
+        templates: &templates,
+    };
+    let mut conn = state.db.acquire().await?;
+    Ok(orders::checkout::place_order(&mut conn, &ctx, user_id, body).await?)
+}
+
+/// Cancel an order that has not shipped: unpaid → stock and coupon use given back; paid →
+/// also refunded (payment status `refund_pending`, a refund job enqueued).
+#[utoipa::path(patch, path = "/orders/{id}/cancel", tag = "orders",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Order),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 404, description = "no such order, or someone else's", body = Problem),
+        (status = 409, description = "already shipped, delivered or cancelled", body = Problem),
+    ))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Order>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(
+        orders::cancel::cancel(&mut conn, id, user.into()).await?,
+    ))
 }
 
 /// The caller's orders, newest first (admins: every order with `?all=true`).
@@ -141,6 +233,7 @@ pub async fn ship_order(
     let mut conn = state.db.acquire().await?;
     let order = orders::lifecycle::mark_shipped(
         &mut conn,
+        &templates(&state)?,
         id,
         &body.tracking_number,
         &body.carrier,

@@ -62,12 +62,21 @@ impl TestApp {
 
     /// Like `spawn`, with a chance to adjust the configuration first.
     pub async fn spawn_with(pool: PgPool, adjust: impl FnOnce(&mut ApiConfig)) -> Self {
+        Self::spawn_with_state(pool, adjust, |state| state).await
+    }
+
+    /// Like `spawn_with`, and then a chance to adjust the state (e.g. a stub provider).
+    pub async fn spawn_with_state(
+        pool: PgPool,
+        adjust: impl FnOnce(&mut ApiConfig),
+        build: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         cart_core::db::migrate(&pool)
             .await
             .expect("migrations apply");
         let mut config = ApiConfig::for_tests("postgres://unused");
         adjust(&mut config);
-        let state = AppState::new(pool.clone(), config);
+        let state = build(AppState::new(pool.clone(), config));
         cart_api::startup(&state).await.expect("start-up");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -52,13 +52,14 @@ pub(crate) async fn insert_user(pool: &PgPool, role: Role, cpf: Option<&str>) ->
 }
 
 async fn place(pool: &PgPool, user_id: Uuid) -> (Uuid, String) {
+    let book = crate::checkout::product(pool, "Livro", 4990, 10).await;
     let mut conn = pool.acquire().await.unwrap();
     let created = create::insert(
         &mut conn,
         &NewOrder {
             user_id,
             items: vec![NewOrderItem {
-                product_id: Uuid::now_v7(),
+                product_id: book,
                 sku: "LIVRO-1".into(),
                 name: "Livro".into(),
                 unit_price_cents: 4990,
@@ -83,7 +84,7 @@ async fn place(pool: &PgPool, user_id: Uuid) -> (Uuid, String) {
     (created.id, created.number)
 }
 
-async fn mark_paid(pool: &PgPool, order_id: Uuid) {
+pub(crate) async fn mark_paid(pool: &PgPool, order_id: Uuid) {
     let mut conn = pool.acquire().await.unwrap();
     status::transition(
         &mut conn,
@@ -395,6 +396,7 @@ async fn every_order_route_is_in_the_openapi_document(pool: PgPool) {
         "/api/orders/{id}",
         "/api/orders/{id}/tracking",
         "/api/orders/{id}/delivered",
+        "/api/orders/{id}/cancel",
         "/api/orders/tracking/{number}",
     ] {
         assert!(

@@ -19,3 +19,28 @@ impl Job for ExpireOrder {
         Some(format!("expire_order:{}", self.order_id))
     }
 }
+
+/// `expire_due_orders`: the ticker's sweep of every unpaid order past its deadline, for any
+/// whose own `expire_order` job is late or was lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireDueOrders {
+    pub tick: chrono::DateTime<chrono::Utc>,
+}
+
+impl Job for ExpireDueOrders {
+    const NAME: &'static str = "expire_due_orders";
+    const MAX_ATTEMPTS: i32 = 3;
+
+    fn idempotency_key(&self) -> Option<String> {
+        Some(super::maintenance::tick_key(Self::NAME, self.tick))
+    }
+}
+
+impl super::maintenance::TickJob for ExpireDueOrders {
+    const INTERVAL_VAR: &'static str = "TICK_EXPIRE_ORDERS";
+    const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn for_tick(tick: chrono::DateTime<chrono::Utc>) -> Self {
+        Self { tick }
+    }
+}

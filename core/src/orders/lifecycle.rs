@@ -5,10 +5,10 @@ use uuid::Uuid;
 
 use super::{
     model::Order,
-    read,
+    notify, read,
     status::{Actor, OrderState, OrderStatus, lock_state, transition},
 };
-use crate::{Result, error::FieldErrors};
+use crate::{Result, error::FieldErrors, mail::templates::Templates};
 
 const MAX_TRACKING_LEN: usize = 64;
 const MAX_CARRIER_LEN: usize = 64;
@@ -29,6 +29,7 @@ fn clean_field(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -
 /// and the "order shipped" e-mail enqueued in the same transaction.
 pub async fn mark_shipped(
     conn: &mut PgConnection,
+    templates: &Templates,
     order_id: Uuid,
     tracking_number: &str,
     carrier: &str,
@@ -59,6 +60,7 @@ pub async fn mark_shipped(
     .await?;
     transition(&mut tx, order_id, to, actor, "shipped").await?;
     let order = read::get(&mut tx, order_id).await?;
+    notify::order_shipped(&mut tx, templates, &order).await?;
     tx.commit().await?;
     Ok(order)
 }

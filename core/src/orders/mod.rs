@@ -1,9 +1,12 @@
 //! Orders: checkout, the status machine, reads, and the lifecycle after checkout
 //! (cancel, expiry, shipping, delivery).
 
+pub mod cancel;
+pub mod checkout;
 pub mod create;
 pub mod lifecycle;
 pub mod model;
+pub mod notify;
 pub mod number;
 pub mod privacy;
 pub mod read;
@@ -48,3 +51,6 @@ impl Default for OrdersConfig {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod checkout_tests;

@@ -11,7 +11,10 @@ use super::{
     read::{self, PageRequest, Viewer},
     status::{self, Actor, OrderState, OrderStatus, PaymentStatus},
 };
-use crate::Error;
+use crate::{
+    Error,
+    mail::templates::{Branding, Templates},
+};
 
 pub(crate) fn address() -> ShippingAddress {
     ShippingAddress {
@@ -42,12 +45,25 @@ pub(crate) async fn insert_user(conn: &mut PgConnection, cpf: Option<&str>) -> U
     id
 }
 
-fn new_order(user_id: Uuid) -> NewOrder {
+/// An order of two catalog products with a coupon, not written yet.
+async fn new_order(conn: &mut PgConnection, user_id: Uuid) -> NewOrder {
+    let coffee = super::checkout_tests::product(conn, 2590, 10).await;
+    let mug = super::checkout_tests::product(conn, 1000, 10).await;
+    let coupon = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO coupons (id, code, kind, value) VALUES ($1, $2, 'percent', 10)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(coupon)
+    .bind(format!("BEMVINDO{}", &coupon.simple().to_string()[24..]).to_uppercase())
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     NewOrder {
         user_id,
         items: vec![
             NewOrderItem {
-                product_id: Uuid::now_v7(),
+                product_id: coffee,
                 sku: "CAFE-1".into(),
                 name: "Café".into(),
                 unit_price_cents: 2590,
@@ -56,7 +72,7 @@ fn new_order(user_id: Uuid) -> NewOrder {
                 weight_grams: Some(500),
             },
             NewOrderItem {
-                product_id: Uuid::now_v7(),
+                product_id: mug,
                 sku: "XICARA".into(),
                 name: "Xícara".into(),
                 unit_price_cents: 1000,
@@ -66,7 +82,7 @@ fn new_order(user_id: Uuid) -> NewOrder {
             },
         ],
         coupon: Some(AppliedCoupon {
-            id: Uuid::now_v7(),
+            id: coupon,
             code: "BEMVINDO".into(),
             discount_cents: 618,
         }),
@@ -83,7 +99,8 @@ fn new_order(user_id: Uuid) -> NewOrder {
 }
 
 async fn place(conn: &mut PgConnection, user_id: Uuid) -> Uuid {
-    create::insert(conn, &new_order(user_id)).await.unwrap().id
+    let order = new_order(conn, user_id).await;
+    create::insert(conn, &order).await.unwrap().id
 }
 
 async fn place_for_new_user(conn: &mut PgConnection) -> Uuid {
@@ -123,7 +140,8 @@ async fn a_new_order_keeps_its_snapshots_and_totals(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let user = insert_user(&mut conn, None).await;
-    let created = create::insert(&mut conn, &new_order(user)).await.unwrap();
+    let order = new_order(&mut conn, user).await;
+    let created = create::insert(&mut conn, &order).await.unwrap();
     let order = read::get(&mut conn, created.id).await.unwrap();
 
     assert_eq!(order.number, created.number);
@@ -323,10 +341,11 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let admin = Actor::User(Uuid::now_v7());
+    let templates = Templates::new(Branding::new("Loja", "https://loja.example")).unwrap();
     let id = place_for_new_user(&mut conn).await;
 
     // Unpaid orders do not ship; delivery needs shipping first.
-    let unpaid = lifecycle::mark_shipped(&mut conn, id, "BR123", "Correios", admin)
+    let unpaid = lifecycle::mark_shipped(&mut conn, &templates, id, "BR123", "Correios", admin)
         .await
         .unwrap_err();
     assert!(matches!(unpaid, Error::Conflict(_)), "{unpaid:?}");
@@ -335,7 +354,7 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
         lifecycle::mark_delivered(&mut conn, id, admin).await,
         Err(Error::Conflict(_))
     ));
-    let invalid = lifecycle::mark_shipped(&mut conn, id, "  ", "", admin)
+    let invalid = lifecycle::mark_shipped(&mut conn, &templates, id, "  ", "", admin)
         .await
         .unwrap_err();
     let Error::Invalid(fields) = invalid else {
@@ -343,14 +362,21 @@ async fn shipping_and_delivery_follow_payment_and_are_logged(pool: PgPool) {
     };
     assert!(fields.0.contains_key("tracking_number") && fields.0.contains_key("carrier"));
 
-    let shipped = lifecycle::mark_shipped(&mut conn, id, " BR123456789 ", "Correios", admin)
-        .await
-        .unwrap();
+    let shipped = lifecycle::mark_shipped(
+        &mut conn,
+        &templates,
+        id,
+        " BR123456789 ",
+        "Correios",
+        admin,
+    )
+    .await
+    .unwrap();
     assert_eq!(shipped.status, OrderStatus::Shipped);
     assert_eq!(shipped.tracking_number.as_deref(), Some("BR123456789"));
     assert_eq!(shipped.carrier.as_deref(), Some("Correios"));
     assert!(matches!(
-        lifecycle::mark_shipped(&mut conn, id, "BR9", "Correios", admin).await,
+        lifecycle::mark_shipped(&mut conn, &templates, id, "BR9", "Correios", admin).await,
         Err(Error::Conflict(_))
     ));
     let delivered = lifecycle::mark_delivered(&mut conn, id, admin)

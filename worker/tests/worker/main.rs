@@ -9,6 +9,7 @@ mod helpers;
 mod http;
 mod maintenance;
 mod measure;
+mod orders;
 mod outage;
 mod processes;
 mod queue;

@@ -1,0 +1,95 @@
+//! The customer e-mails of the order lifecycle ("order placed", "order shipped"), rendered
+//! with the store's templates and enqueued as `send_email` jobs in the transaction that
+//! changes the order, each with an idempotency key so a retried request never queues a
+//! second copy.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::model::Order;
+use crate::{
+    Result,
+    jobs::{self, send_email::SendEmail},
+    mail::templates::{OrderLine, OrderPlaced, OrderShipped, Templates},
+};
+
+/// The order owner's name and e-mail address, unless the account was anonymised.
+async fn recipient(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<(String, String)>> {
+    let row = sqlx::query!(
+        "SELECT u.name, u.email FROM orders o JOIN users u ON u.id = o.user_id
+         WHERE o.id = $1 AND u.deleted_at IS NULL",
+        order_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| (r.name, r.email)))
+}
+
+/// Enqueues the "order placed" e-mail (key `order_placed:<order id>`).
+pub async fn order_placed(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    order: &Order,
+) -> Result<()> {
+    let Some((customer_name, email)) = recipient(conn, order.id).await? else {
+        return Ok(());
+    };
+    let message = templates.order_placed(
+        &email,
+        &OrderPlaced {
+            customer_name,
+            order_id: order.id,
+            order_number: order.number.clone(),
+            items: order
+                .items
+                .iter()
+                .map(|item| OrderLine {
+                    name: item.name.clone(),
+                    quantity: i64::from(item.quantity),
+                    unit_price_cents: item.unit_price_cents,
+                    line_total_cents: item.line_total_cents,
+                })
+                .collect(),
+            subtotal_cents: order.subtotal_cents,
+            discount_cents: order.discount_cents,
+            shipping_cents: order.shipping_cents,
+            total_cents: order.total_cents,
+        },
+    )?;
+    let job = SendEmail {
+        message,
+        key: Some(format!("order_placed:{}", order.id)),
+    };
+    jobs::enqueue(conn, &job).await?;
+    Ok(())
+}
+
+/// Enqueues the "order shipped" e-mail (key `order_shipped:<order id>`).
+pub async fn order_shipped(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    order: &Order,
+) -> Result<()> {
+    let Some((customer_name, email)) = recipient(conn, order.id).await? else {
+        return Ok(());
+    };
+    let message = templates.order_shipped(
+        &email,
+        &OrderShipped {
+            customer_name,
+            order_id: order.id,
+            order_number: order.number.clone(),
+            carrier: order
+                .carrier
+                .clone()
+                .unwrap_or_else(|| order.shipping.carrier.clone()),
+            tracking_number: order.tracking_number.clone().unwrap_or_default(),
+        },
+    )?;
+    let job = SendEmail {
+        message,
+        key: Some(format!("order_shipped:{}", order.id)),
+    };
+    jobs::enqueue(conn, &job).await?;
+    Ok(())
+}
