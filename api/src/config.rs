@@ -48,6 +48,8 @@ pub struct ApiConfig {
     /// `ADMIN_EMAIL` + `ADMIN_PASSWORD`: an admin made sure of at start-up.
     pub admin_bootstrap: Option<AdminCredentials>,
     pub cache: crate::cache::CacheConfig,
+    /// Payment providers, webhook verifiers, circuit breaker and `PAYMENT_WAIT`.
+    pub payments: cart_core::payments::flow::PaymentSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +146,7 @@ impl ApiConfig {
             )?,
             admin_bootstrap: admin_bootstrap_from_env()?,
             cache: crate::cache::CacheConfig::from_env()?,
+            payments: cart_core::payments::flow::PaymentSettings::from_env()?,
         })
     }
 
@@ -190,6 +193,7 @@ impl ApiConfig {
             password_reset_ttl: Duration::from_secs(3600),
             admin_bootstrap: None,
             cache: crate::cache::CacheConfig::default(),
+            payments: cart_core::payments::flow::PaymentSettings::for_tests(),
         }
     }
 }

@@ -14,11 +14,14 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Product and category reads; its invalidation listener starts in `crate::startup`.
     pub cache: CatalogCache,
+    /// Requests waiting for a payment's initiation job (one shared LISTEN).
+    pub payment_waiters: cart_core::payments::flow_wait::PaymentWaiters,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: ApiConfig) -> Self {
         Self {
+            payment_waiters: cart_core::payments::flow_wait::PaymentWaiters::new(db.clone()),
             db,
             cache: CatalogCache::new(&config.cache),
             config: Arc::new(config),

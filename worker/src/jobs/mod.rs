@@ -1,7 +1,11 @@
 //! Job handlers: one file per kind. Payloads live in `cart_core::jobs`; kinds are listed in
 //! `registry.rs`.
 
+mod emit_invoice;
+mod initiate_payment;
 mod prune_jobs;
 mod purge_reset_tokens;
+mod reconcile_payment;
+mod refund_payment;
 mod send_email;
 pub mod testing;
