@@ -52,6 +52,8 @@ pub struct ApiConfig {
     pub orders: cart_core::orders::OrdersConfig,
     /// The CEP parcels leave from, 8 digits (`SHIPPING_SENDER_CEP`).
     pub shipping_sender_cep: String,
+    /// Payment providers, webhook verifiers, circuit breaker and `PAYMENT_WAIT`.
+    pub payments: cart_core::payments::flow::PaymentSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +152,7 @@ impl ApiConfig {
             cache: crate::cache::CacheConfig::from_env()?,
             orders: cart_core::orders::OrdersConfig::from_env()?,
             shipping_sender_cep: cart_core::shipping::sender_cep_from_env()?,
+            payments: cart_core::payments::flow::PaymentSettings::from_env()?,
         })
     }
 
@@ -198,6 +201,7 @@ impl ApiConfig {
             cache: crate::cache::CacheConfig::default(),
             orders: cart_core::orders::OrdersConfig::default(),
             shipping_sender_cep: "01310100".into(),
+            payments: cart_core::payments::flow::PaymentSettings::for_tests(),
         }
     }
 }

@@ -17,11 +17,14 @@ pub struct AppState {
     pub cache: CatalogCache,
     /// Prices shipping at checkout (`SHIPPING_PROVIDER`, see `with_shipping`).
     pub shipping: Arc<dyn ShippingProvider>,
+    /// Requests waiting for a payment's initiation job (one shared LISTEN).
+    pub payment_waiters: cart_core::payments::flow_wait::PaymentWaiters,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: ApiConfig) -> Self {
         Self {
+            payment_waiters: cart_core::payments::flow_wait::PaymentWaiters::new(db.clone()),
             db,
             cache: CatalogCache::new(&config.cache),
             config: Arc::new(config),

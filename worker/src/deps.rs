@@ -2,7 +2,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use cart_core::mail::Mailer;
+use cart_core::{
+    invoices::{FiscalConfig, NfeProvider, PollSettings},
+    mail::{
+        Mailer,
+        templates::{Branding, Templates},
+    },
+    payments::flow::PaymentSettings,
+};
 use sqlx::PgPool;
 
 use crate::retry::RetryPolicy;
@@ -13,6 +20,50 @@ pub struct Deps {
     pub pool: PgPool,
     pub mailer: Arc<dyn Mailer>,
     pub settings: Arc<JobSettings>,
+    /// Payment and NF-e providers for the payment jobs.
+    pub payments: Arc<PaymentDeps>,
+}
+
+/// What the payment, reconciliation, refund and NF-e jobs use.
+pub struct PaymentDeps {
+    pub settings: PaymentSettings,
+    pub nfe: Arc<dyn NfeProvider>,
+    pub fiscal: FiscalConfig,
+    pub nfe_poll: PollSettings,
+    pub templates: Templates,
+}
+
+impl PaymentDeps {
+    /// `PIX_PROVIDER`, `CARD_PROVIDER`, `CIRCUIT_BREAKER_*`, `NFE_*`, `STORE_NAME`, `FRONTEND_URL`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            settings: PaymentSettings::from_env()?,
+            nfe: cart_core::invoices::provider_from_env()?,
+            fiscal: FiscalConfig::from_env()?,
+            nfe_poll: PollSettings::from_env()?,
+            templates: Templates::new(Branding::from_env()?)?,
+        })
+    }
+
+    /// Sandbox providers (see `PaymentSettings::for_tests`), a quick NF-e poll.
+    pub fn for_tests() -> Self {
+        let fiscal = FiscalConfig::default();
+        Self {
+            settings: PaymentSettings::for_tests(),
+            nfe: Arc::new(cart_core::invoices::sandbox::SandboxNfe::new(
+                fiscal.clone(),
+                "http://localhost:3000",
+            )),
+            fiscal,
+            nfe_poll: PollSettings {
+                timeout: Duration::from_secs(2),
+                first_delay: Duration::from_millis(50),
+                max_delay: Duration::from_millis(200),
+            },
+            templates: Templates::new(Branding::new("Loja Teste", "http://localhost:3000"))
+                .unwrap_or_else(|e| unreachable!("the built-in templates compile: {e}")),
+        }
+    }
 }
 
 /// Settings that handlers and the retry machinery read.

@@ -72,6 +72,7 @@ async fn run() -> anyhow::Result<()> {
         pool,
         mailer,
         settings: Arc::new(config.jobs.clone()),
+        payments: Arc::new(cart_worker::deps::PaymentDeps::from_env()?),
     };
     let runtime = Runtime::start(&registry, &config.runtime, deps);
     shutdown_signal().await;

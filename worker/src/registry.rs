@@ -55,6 +55,10 @@ impl Registry {
     pub fn standard() -> Self {
         Self::new()
             .register::<cart_core::jobs::send_email::SendEmail>()
+            .register::<cart_core::jobs::initiate_payment::InitiatePayment>()
+            .register::<cart_core::jobs::reconcile_payment::ReconcilePayment>()
+            .register::<cart_core::jobs::emit_invoice::EmitInvoice>()
+            .register::<cart_core::jobs::refund_payment::RefundPayment>()
             .ticker::<cart_core::jobs::maintenance::PruneJobs>()
             .ticker::<cart_core::jobs::maintenance::PurgeResetTokens>()
             .register::<cart_core::jobs::expire_order::ExpireOrder>()

@@ -4,10 +4,14 @@ pub mod auth;
 pub mod cart;
 pub mod categories;
 pub mod coupons;
+pub mod invoices;
 pub mod orders;
+pub mod payments;
 pub mod probes;
 pub mod products;
+pub mod sandbox;
 pub mod users;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -18,6 +22,10 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(payments::router())
+        .merge(invoices::router())
+        .merge(sandbox::router())
+        .merge(webhooks::router())
         .merge(orders::router())
         .merge(products::router())
         .merge(categories::router())

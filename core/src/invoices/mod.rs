@@ -28,6 +28,7 @@ use crate::{
 };
 
 pub mod access_key;
+pub mod emit;
 pub mod enotas;
 pub mod focusnfe;
 pub mod sandbox;

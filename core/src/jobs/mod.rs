@@ -9,7 +9,10 @@
 //! The payload is wrapped in an [`Envelope`] carrying the request id, so the worker can
 //! log and forward the same id as the request that caused the job.
 
+pub mod emit_invoice;
 pub mod expire_order;
+pub mod initiate_payment;
+pub mod reconcile_payment;
 pub mod refund_payment;
 pub mod send_email;
 

@@ -8,15 +8,20 @@
 
 pub mod brcode;
 pub mod breaker;
+pub mod flow;
+pub mod flow_refund;
+pub mod flow_wait;
 mod http;
 pub mod openpix;
 pub mod propay;
 pub mod provider;
 pub mod qr;
+pub mod reconcile;
 pub mod sandbox;
 pub mod settings;
 pub mod signature;
 pub mod stripe;
+pub mod webhooks;
 
 pub use breaker::{BreakerConfig, BreakerError, CircuitBreaker, Permit};
 pub use provider::{

@@ -334,6 +334,14 @@ pub fn verify_openpix_hmac(secret: &str, header: &str, body: &[u8]) -> Result<()
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// An `X-OpenPix-Signature` value for `body` (base64 HMAC-SHA1), as OpenPix would send it.
+pub fn sign_openpix_hmac(secret: &str, body: &[u8]) -> String {
+    let mut mac = <HmacSha1 as KeyInit>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
 fn hmac_sha256(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
     <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())

@@ -75,6 +75,7 @@ pub fn deps(pool: &PgPool, mailer: Arc<RecordingMailer>) -> Deps {
         pool: worker_pool(pool),
         mailer,
         settings: Arc::new(settings()),
+        payments: Arc::new(cart_worker::deps::PaymentDeps::for_tests()),
     }
 }
 

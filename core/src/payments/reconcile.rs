@@ -1,0 +1,327 @@
+//! Reconciliation: the one idempotent function that applies "this payment was paid" (or
+//! "failed") to the payment and its order, whoever learned it (a webhook job, the sandbox
+//! confirmation).
+//!
+//! The order moves through the status machine with a conditional update, under the order's
+//! row lock: only the run that actually moves it from `pending_payment` enqueues the
+//! "payment confirmed" e-mail and the NF-e, so replays change nothing and send nothing.
+//! Money that cannot be applied is never dropped: a wrong amount is flagged
+//! `amount_mismatch` for an operator; money for a cancelled, expired or already paid order
+//! is recorded `paid_after_cancel` and a refund job is enqueued.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgConnection};
+use uuid::Uuid;
+
+use super::{
+    flow::{self, Payment, PaymentKey, PaymentState},
+    webhooks::{self, PaymentEvent, PaymentLookup, WebhookSource},
+};
+use crate::{
+    Error, Result,
+    jobs::{self, emit_invoice::EmitInvoice, refund_payment::RefundPayment, send_email::SendEmail},
+    mail::templates::{PaymentConfirmed, Templates},
+    orders::{Actor, OrderState, OrderStatus, PaymentStatus, status},
+};
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The order is paid now; e-mail and NF-e enqueued.
+    Paid,
+    /// Already applied (a replay, or a second notice of the same payment).
+    AlreadyApplied,
+    /// Paid, but not the order's total: flagged for an operator, the order stays unpaid.
+    AmountMismatch,
+    /// Paid for an order that no longer takes this payment: recorded and refunded.
+    PaidAfterCancel,
+    /// The payment failed; the order can be paid again.
+    Failed,
+    /// No payment of ours matches.
+    UnknownPayment,
+    /// Nothing to apply.
+    Ignored,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paid => "paid",
+            Self::AlreadyApplied => "already_applied",
+            Self::AmountMismatch => "amount_mismatch",
+            Self::PaidAfterCancel => "paid_after_cancel",
+            Self::Failed => "failed",
+            Self::UnknownPayment => "unknown_payment",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// The `reconcile_payment` job: applies the stored webhook event and marks it processed,
+/// in one transaction. Running it again for a processed event changes nothing.
+pub async fn reconcile_webhook_event(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    webhook_event_id: Uuid,
+) -> Result<Outcome> {
+    let mut tx = conn.begin().await?;
+    let event = sqlx::query!(
+        r#"SELECT provider, body, processed_at, outcome FROM webhook_events
+           WHERE id = $1 FOR UPDATE"#,
+        webhook_event_id,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound)?;
+    if event.processed_at.is_some() {
+        tx.commit().await?;
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let source = WebhookSource::parse(&event.provider)
+        .ok_or_else(|| Error::BadRequest(format!("unknown provider {}", event.provider)))?;
+    let parsed = webhooks::parse(source, &event.body)?;
+    let outcome = apply(&mut tx, templates, &parsed.event).await?;
+    sqlx::query!(
+        "UPDATE webhook_events SET processed_at = now(), outcome = $2 WHERE id = $1",
+        webhook_event_id,
+        outcome.as_str(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%webhook_event_id, outcome = outcome.as_str(), "webhook reconciled");
+    Ok(outcome)
+}
+
+/// Applies one payment event inside the caller's transaction.
+pub async fn apply(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    event: &PaymentEvent,
+) -> Result<Outcome> {
+    match event {
+        PaymentEvent::Paid {
+            lookup,
+            amount_cents,
+            paid_at,
+        } => {
+            let Some(payment) = find(conn, lookup).await? else {
+                tracing::warn!(?lookup, "payment webhook for an unknown payment");
+                return Ok(Outcome::UnknownPayment);
+            };
+            apply_paid(conn, templates, payment, *amount_cents, *paid_at).await
+        }
+        PaymentEvent::Failed { lookup, reason } => {
+            let Some(payment) = find(conn, lookup).await? else {
+                return Ok(Outcome::UnknownPayment);
+            };
+            apply_failed(conn, payment, reason).await
+        }
+        PaymentEvent::Ignored => Ok(Outcome::Ignored),
+    }
+}
+
+async fn find(conn: &mut PgConnection, lookup: &PaymentLookup) -> Result<Option<Payment>> {
+    let key = match lookup {
+        PaymentLookup::PaymentId(id) => PaymentKey::Id(*id),
+        PaymentLookup::Txid(txid) => PaymentKey::Txid(txid),
+        PaymentLookup::ProviderReference(r) => PaymentKey::ProviderReference(r),
+    };
+    let found = flow::fetch(conn, key, false).await?;
+    let Some(found) = found else { return Ok(None) };
+    // Lock in a fixed order (order, then payment) so concurrent deliveries serialise on
+    // the order without deadlocking against `pay` or cancellation.
+    status::lock_state(conn, found.order_id).await?;
+    flow::fetch(conn, PaymentKey::Id(found.id), true).await
+}
+
+async fn apply_paid(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    payment: Payment,
+    amount_cents: i64,
+    paid_at: Option<DateTime<Utc>>,
+) -> Result<Outcome> {
+    if !matches!(
+        payment.status,
+        PaymentState::Initiating | PaymentState::Pending | PaymentState::Failed
+    ) {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let order = sqlx::query!(
+        r#"SELECT o.total_cents, o.number, u.name, u.email
+           FROM orders o JOIN users u ON u.id = o.user_id WHERE o.id = $1"#,
+        payment.order_id,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let state = status::lock_state(conn, payment.order_id).await?;
+    let paid_at = paid_at.unwrap_or_else(Utc::now);
+
+    if amount_cents != order.total_cents || amount_cents != payment.amount_cents {
+        set_paid_status(
+            conn,
+            payment.id,
+            PaymentState::AmountMismatch,
+            amount_cents,
+            paid_at,
+            Some(&format!(
+                "received {amount_cents} cents for an order of {} cents",
+                order.total_cents
+            )),
+        )
+        .await?;
+        tracing::error!(payment_id = %payment.id, order_id = %payment.order_id, amount_cents,
+            total_cents = order.total_cents, "payment amount differs from the order total; flagged");
+        return Ok(Outcome::AmountMismatch);
+    }
+
+    if state.status != OrderStatus::PendingPayment {
+        return paid_after_cancel(conn, &payment, state, amount_cents, paid_at).await;
+    }
+
+    // The atomic move: pending_payment (or failed) → paid, processing. `transition` updates
+    // only from the state it read under the row lock and records the order event.
+    status::transition(
+        conn,
+        payment.order_id,
+        OrderState::new(OrderStatus::Processing, PaymentStatus::Paid),
+        Actor::System,
+        "payment confirmed",
+    )
+    .await?;
+    set_paid_status(
+        conn,
+        payment.id,
+        PaymentState::Paid,
+        amount_cents,
+        paid_at,
+        None,
+    )
+    .await?;
+
+    let message = templates.payment_confirmed(
+        &order.email,
+        &PaymentConfirmed {
+            customer_name: order.name,
+            order_id: payment.order_id,
+            order_number: order.number,
+            amount_cents,
+            method: method_name(&payment),
+        },
+    )?;
+    jobs::enqueue(
+        conn,
+        &SendEmail {
+            message,
+            key: Some(format!("payment_confirmed:{}", payment.order_id)),
+        },
+    )
+    .await?;
+    jobs::enqueue(
+        conn,
+        &EmitInvoice {
+            order_id: payment.order_id,
+        },
+    )
+    .await?;
+    tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, "order paid");
+    Ok(Outcome::Paid)
+}
+
+fn method_name(payment: &Payment) -> String {
+    match payment.method {
+        flow::PaymentMethod::Pix => "pix".into(),
+        flow::PaymentMethod::CreditCard => "credit_card".into(),
+    }
+}
+
+/// Money for an order that no longer waits for it: keep the record, give the money back.
+async fn paid_after_cancel(
+    conn: &mut PgConnection,
+    payment: &Payment,
+    state: OrderState,
+    amount_cents: i64,
+    paid_at: DateTime<Utc>,
+) -> Result<Outcome> {
+    set_paid_status(
+        conn,
+        payment.id,
+        PaymentState::PaidAfterCancel,
+        amount_cents,
+        paid_at,
+        Some(&format!(
+            "paid while the order was {state}; refund enqueued"
+        )),
+    )
+    .await?;
+    if state == OrderState::new(OrderStatus::Cancelled, PaymentStatus::Expired) {
+        status::transition(
+            conn,
+            payment.order_id,
+            OrderState::new(OrderStatus::Cancelled, PaymentStatus::RefundPending),
+            Actor::System,
+            "payment arrived after cancellation; refund",
+        )
+        .await?;
+    }
+    jobs::enqueue(
+        conn,
+        &RefundPayment {
+            order_id: payment.order_id,
+        },
+    )
+    .await?;
+    tracing::warn!(payment_id = %payment.id, order_id = %payment.order_id, %state,
+        "payment arrived for an order that no longer takes it; refund enqueued");
+    Ok(Outcome::PaidAfterCancel)
+}
+
+async fn set_paid_status(
+    conn: &mut PgConnection,
+    payment_id: Uuid,
+    status: PaymentState,
+    amount_cents: i64,
+    paid_at: DateTime<Utc>,
+    error: Option<&str>,
+) -> Result<()> {
+    sqlx::query!(
+        r#"UPDATE payments SET status = $2, paid_amount_cents = $3, paid_at = $4,
+                  error = COALESCE($5, error), updated_at = now()
+           WHERE id = $1"#,
+        payment_id,
+        status as PaymentState,
+        amount_cents,
+        paid_at,
+        error,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn apply_failed(conn: &mut PgConnection, payment: Payment, reason: &str) -> Result<Outcome> {
+    if !payment.status.is_active() {
+        return Ok(Outcome::AlreadyApplied);
+    }
+    sqlx::query!(
+        r#"UPDATE payments SET status = 'failed', error = $2, updated_at = now() WHERE id = $1"#,
+        payment.id,
+        reason,
+    )
+    .execute(&mut *conn)
+    .await?;
+    let state = status::lock_state(conn, payment.order_id).await?;
+    if state == OrderState::new(OrderStatus::PendingPayment, PaymentStatus::PendingPayment) {
+        status::transition(
+            conn,
+            payment.order_id,
+            OrderState::new(OrderStatus::PendingPayment, PaymentStatus::Failed),
+            Actor::System,
+            "payment failed",
+        )
+        .await?;
+    }
+    tracing::info!(payment_id = %payment.id, reason, "payment failed; the order can be paid again");
+    Ok(Outcome::Failed)
+}

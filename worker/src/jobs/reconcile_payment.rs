@@ -1,0 +1,23 @@
+//! Applies one stored payment webhook (see `cart_core::payments::reconcile`).
+
+use cart_core::{jobs::reconcile_payment::ReconcilePayment, payments::reconcile};
+
+use crate::{
+    deps::Deps,
+    error::JobError,
+    handler::{JobHandler, Run},
+};
+
+impl JobHandler for ReconcilePayment {
+    async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
+        let mut conn = deps.pool.acquire().await?;
+        let outcome = reconcile::reconcile_webhook_event(
+            &mut conn,
+            &deps.payments.templates,
+            self.webhook_event_id,
+        )
+        .await?;
+        tracing::info!(outcome = outcome.as_str(), "payment webhook reconciled");
+        Ok(())
+    }
+}
