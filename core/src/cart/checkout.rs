@@ -96,3 +96,56 @@ pub async fn lock_for_checkout(conn: &mut PgConnection, user_id: Uuid) -> Result
         coupon,
     })
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{
+        cart::MAX_LINE_QUANTITY,
+        catalog::products::MAX_PRICE_CENTS,
+        coupons::{CouponKind, discount_cents},
+    };
+
+    /// A line as the catalog and cart limits allow it.
+    fn line() -> impl Strategy<Value = CheckoutLine> {
+        (1..=MAX_PRICE_CENTS, 1..=MAX_LINE_QUANTITY).prop_map(
+            |(unit_price_cents, quantity)| CheckoutLine {
+                product_id: Uuid::nil(),
+                sku: "SKU".into(),
+                name: "Produto".into(),
+                unit_price_cents,
+                quantity: i32::try_from(quantity).unwrap(),
+                stock: 0,
+                weight_grams: 1,
+                height_cm: 1,
+                width_cm: 1,
+                length_cm: 1,
+                ncm: "00000000".into(),
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn any_cart_within_the_limits_totals_without_overflow_or_going_negative(
+            lines in proptest::collection::vec(line(), 0..50),
+            percent in 1i64..=100,
+            fixed in 1i64..=i64::MAX,
+        ) {
+            let cart = LockedCart { user_id: Uuid::nil(), lines, coupon: None };
+            let subtotal = cart.subtotal_cents();
+            let expected: i128 = cart
+                .lines
+                .iter()
+                .map(|l| i128::from(l.unit_price_cents) * i128::from(l.quantity))
+                .sum();
+            prop_assert_eq!(i128::from(subtotal), expected);
+            for (kind, value) in [(CouponKind::Percent, percent), (CouponKind::Fixed, fixed)] {
+                let total = subtotal - discount_cents(kind, value, subtotal);
+                prop_assert!((0..=subtotal).contains(&total));
+            }
+        }
+    }
+}

@@ -83,3 +83,56 @@ pub fn discount_cents(kind: CouponKind, value: i64, subtotal_cents: i64) -> i64 
         CouponKind::Fixed => value.clamp(0, subtotal),
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{cart::MAX_LINE_QUANTITY, catalog::products::MAX_PRICE_CENTS};
+
+    fn kind() -> impl Strategy<Value = CouponKind> {
+        prop_oneof![Just(CouponKind::Percent), Just(CouponKind::Fixed)]
+    }
+
+    /// A subtotal a real cart can reach: up to 50 lines at the largest price and quantity.
+    fn reachable_subtotal() -> impl Strategy<Value = i64> {
+        0..=MAX_PRICE_CENTS * MAX_LINE_QUANTITY * 50
+    }
+
+    proptest! {
+        #[test]
+        fn a_discount_is_never_negative_nor_above_the_subtotal(
+            kind in kind(),
+            value in any::<i64>(),
+            subtotal in any::<i64>(),
+        ) {
+            let discount = discount_cents(kind, value, subtotal);
+            prop_assert!(discount >= 0);
+            prop_assert!(discount <= subtotal.max(0));
+        }
+
+        #[test]
+        fn a_percent_discount_is_the_rounded_share_and_grows_with_both_inputs(
+            value in 1i64..=100,
+            subtotal in reachable_subtotal(),
+            more in 0i64..1_000_000,
+        ) {
+            let discount = discount_cents(CouponKind::Percent, value, subtotal);
+            let exact = i128::from(subtotal) * i128::from(value);
+            // Rounded half up: within half a centavo of the exact share.
+            prop_assert!((i128::from(discount) * 100 - exact).abs() <= 50);
+            prop_assert!(discount_cents(CouponKind::Percent, value, subtotal + more) >= discount);
+            prop_assert!(discount_cents(CouponKind::Percent, (value + 1).min(100), subtotal) >= discount);
+            prop_assert_eq!(discount_cents(CouponKind::Percent, 100, subtotal), subtotal);
+        }
+
+        #[test]
+        fn a_fixed_discount_is_its_value_capped_at_the_subtotal(
+            value in 1i64..=i64::MAX,
+            subtotal in reachable_subtotal(),
+        ) {
+            prop_assert_eq!(discount_cents(CouponKind::Fixed, value, subtotal), value.min(subtotal));
+        }
+    }
+}
