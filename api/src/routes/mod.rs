@@ -10,6 +10,7 @@ pub mod payments;
 pub mod probes;
 pub mod products;
 pub mod sandbox;
+pub mod shipping;
 pub mod users;
 pub mod webhooks;
 
@@ -27,6 +28,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(sandbox::router())
         .merge(webhooks::router())
         .merge(orders::router())
+        .merge(shipping::router())
         .merge(products::router())
         .merge(categories::router())
         .merge(cart::router())

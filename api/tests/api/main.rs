@@ -18,5 +18,6 @@ mod orders;
 mod payments;
 mod probes;
 mod rate_limit;
+mod shipping;
 mod users;
 mod webhooks;

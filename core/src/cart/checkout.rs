@@ -110,8 +110,8 @@ mod proptests {
 
     /// A line as the catalog and cart limits allow it.
     fn line() -> impl Strategy<Value = CheckoutLine> {
-        (1..=MAX_PRICE_CENTS, 1..=MAX_LINE_QUANTITY).prop_map(
-            |(unit_price_cents, quantity)| CheckoutLine {
+        (1..=MAX_PRICE_CENTS, 1..=MAX_LINE_QUANTITY).prop_map(|(unit_price_cents, quantity)| {
+            CheckoutLine {
                 product_id: Uuid::nil(),
                 sku: "SKU".into(),
                 name: "Produto".into(),
@@ -123,8 +123,8 @@ mod proptests {
                 width_cm: 1,
                 length_cm: 1,
                 ncm: "00000000".into(),
-            },
-        )
+            }
+        })
     }
 
     proptest! {
