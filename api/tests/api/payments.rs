@@ -175,13 +175,14 @@ pub(crate) async fn admin_token(app: &TestApp) -> String {
 
 /// A `pending_payment` order of `user_id` for [`ORDER_TOTAL`].
 pub(crate) async fn place_order(pool: &PgPool, user_id: Uuid) -> Uuid {
+    let book = crate::checkout::product(pool, "Livro", 4990, 10).await;
     let mut conn = pool.acquire().await.unwrap();
     create::insert(
         &mut conn,
         &NewOrder {
             user_id,
             items: vec![NewOrderItem {
-                product_id: Uuid::now_v7(),
+                product_id: book,
                 sku: "LIVRO-1".into(),
                 name: "Livro".into(),
                 unit_price_cents: 4990,

@@ -464,15 +464,35 @@ mod tests {
         .execute(&mut *conn)
         .await
         .unwrap();
+        // Order lines refer to real products.
+        let mut products = Vec::new();
+        for item in &order.items {
+            let id = Uuid::now_v7();
+            let tag = id.simple().to_string();
+            sqlx::query(
+                "INSERT INTO products (id, sku, name, slug, price_cents, stock, weight_grams,
+                                       height_cm, width_cm, length_cm, ncm)
+                 VALUES ($1, $2, $3, $4, $5, 10, 300, 5, 12, 18, '09012100')",
+            )
+            .bind(id)
+            .bind(format!("SKU-{}", &tag[..12]))
+            .bind(&item.name)
+            .bind(format!("p-{tag}"))
+            .bind(item.unit_price_cents)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            products.push(id);
+        }
         let created = create::insert(
             conn,
             &NewOrder {
                 user_id,
-                items: order
-                    .items
+                items: products
                     .iter()
-                    .map(|i| NewOrderItem {
-                        product_id: Uuid::now_v7(),
+                    .zip(&order.items)
+                    .map(|(product_id, i)| NewOrderItem {
+                        product_id: *product_id,
                         sku: i.sku.clone(),
                         name: i.name.clone(),
                         unit_price_cents: i.unit_price_cents,
