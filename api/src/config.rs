@@ -99,7 +99,7 @@ impl ApiConfig {
             })
             .transpose()?
             .unwrap_or_default();
-        Ok(Self {
+        Self {
             bind,
             db: DbConfig::from_env()?,
             jwt: JwtKeys::from_env()?,
@@ -153,7 +153,15 @@ impl ApiConfig {
             orders: cart_core::orders::OrdersConfig::from_env()?,
             shipping_sender_cep: cart_core::shipping::sender_cep_from_env()?,
             payments: cart_core::payments::flow::PaymentSettings::from_env()?,
-        })
+        }
+        .checked()
+    }
+
+    /// Settings that must agree with each other.
+    fn checked(self) -> Result<Self, ConfigError> {
+        self.orders
+            .check_covers(self.payments.providers.pix_expires_in)?;
+        Ok(self)
     }
 
     /// Settings for tests: a fixed secret, no rate limits, cheap password hashing, everything

@@ -1,7 +1,7 @@
 //! `/api/orders`: checkout, reads, cancellation, fulfilment and public tracking, plus the
 //! `Idempotency-Key` handling that `POST /api/orders/{id}/pay` reuses.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, panic::AssertUnwindSafe};
 
 use axum::{
     body::Body,
@@ -10,14 +10,16 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use cart_core::{
-    idempotency::{self, Begin, KeyRef, StoredResponse},
+    idempotency::{self, Begin, KeyRef, Lease, StoredResponse},
     mail::templates::{Branding, Templates},
     orders::{
         self, Actor, Order, OrderStatus, PageRequest, PublicTracking, Viewer,
         checkout::{CheckoutContext, CheckoutRequest},
     },
 };
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
@@ -91,15 +93,15 @@ pub async fn place_order(
     key: IdempotencyKey,
     Json(body): Json<CheckoutRequest>,
 ) -> Response {
-    let (state, body) = (&state, &body);
+    let (work_state, work_body) = (state.clone(), body.clone());
     idempotent(
-        state,
+        &state,
         user.id,
         "POST /api/orders".into(),
         key,
-        body,
+        &body,
         move || async move {
-            match checkout(state, user.id, body).await {
+            match checkout(&work_state, user.id, &work_body).await {
                 Ok(order) => Created(order).into_response(),
                 Err(e) => e.into_response(),
             }
@@ -107,7 +109,6 @@ pub async fn place_order(
     )
     .await
 }
-
 async fn checkout(state: &AppState, user_id: Uuid, body: &CheckoutRequest) -> ApiResult<Order> {
     let templates = templates(state)?;
     let ctx = CheckoutContext {
@@ -296,16 +297,20 @@ const MAX_STORED_BODY: usize = 1024 * 1024;
 /// stored answer with `Idempotent-Replayed: true`; the same key with another body, or while
 /// the first request still runs, is a 409. Answers of 5xx give the key back so a retry runs.
 /// Without a key, `work` simply runs.
+///
+/// With a key, the work and the storing of its answer run in a task of their own, so a client
+/// that hangs up (or a request timeout) cannot leave a committed order behind a key that
+/// never learns its answer: the retry then gets the stored answer instead of a 409.
 pub async fn idempotent<Fut>(
     state: &AppState,
     user_id: Uuid,
     route: String,
     key: IdempotencyKey,
     body: &impl Serialize,
-    work: impl FnOnce() -> Fut,
+    work: impl FnOnce() -> Fut + Send + 'static,
 ) -> Response
 where
-    Fut: Future<Output = Response>,
+    Fut: Future<Output = Response> + Send + 'static,
 {
     let Some(key) = key.0 else {
         return work().await;
@@ -330,10 +335,10 @@ async fn run_idempotent<Fut>(
     state: &AppState,
     key: KeyRef,
     body: &impl Serialize,
-    work: impl FnOnce() -> Fut,
+    work: impl FnOnce() -> Fut + Send + 'static,
 ) -> Result<Response, Response>
 where
-    Fut: Future<Output = Response>,
+    Fut: Future<Output = Response> + Send + 'static,
 {
     let hash = idempotency::request_hash(body).map_err(problem)?;
     // Claimed on a connection of its own, outside the work's transaction, so a concurrent
@@ -350,21 +355,50 @@ where
         Begin::Conflict(conflict) => return Err(problem(cart_core::Error::from(conflict))),
     };
 
-    let response = work().await;
+    let db = state.db.clone();
+    let finish = async move {
+        let response = match AssertUnwindSafe(work()).catch_unwind().await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::error!("an idempotent request panicked");
+                ApiError::Panic.into_response()
+            }
+        };
+        settle(&db, &lease, response).await
+    };
+    // The task keeps the request's id and span, like the handler would have.
+    let finish = finish.instrument(tracing::Span::current());
+    let task = match cart_core::request_id::current() {
+        Some(id) => tokio::spawn(cart_core::request_id::scope(id, finish)),
+        None => tokio::spawn(finish),
+    };
+    task.await
+        .map_err(|e| problem(anyhow::anyhow!("idempotent request task failed: {e}")))
+}
+
+/// Stores the answer for replays, or gives the key back after a 5xx; answers the response.
+async fn settle(db: &sqlx::PgPool, lease: &Lease, response: Response) -> Response {
     let status = response.status();
-    let mut conn = state.db.acquire().await.map_err(problem)?;
+    let mut conn = match db.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            // The claim goes stale and is taken over by a retry after a while.
+            tracing::error!(error = %e, "no connection to settle an idempotency key");
+            return response;
+        }
+    };
     if status.is_server_error() {
-        if let Err(e) = idempotency::release(&mut conn, &lease).await {
+        if let Err(e) = idempotency::release(&mut conn, lease).await {
             tracing::warn!(error = %e, "could not release an idempotency key");
         }
-        return Ok(response);
+        return response;
     }
     let (parts, body) = response.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            let _ = idempotency::release(&mut conn, &lease).await;
-            return Err(problem(anyhow::anyhow!("reading a response to store: {e}")));
+            let _ = idempotency::release(&mut conn, lease).await;
+            return problem(anyhow::anyhow!("reading a response to store: {e}"));
         }
     };
     let stored = StoredResponse {
@@ -378,11 +412,11 @@ where
             })
             .collect::<BTreeMap<_, _>>(),
     };
-    if let Err(e) = idempotency::complete(&mut conn, &lease, &stored).await {
+    if let Err(e) = idempotency::complete(&mut conn, lease, &stored).await {
         // The work is done and its answer is right; only a later replay would miss it.
         tracing::error!(error = %e, "could not store an idempotent response");
     }
-    Ok(Response::from_parts(parts, Body::from(bytes)))
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn replay(stored: StoredResponse) -> Response {

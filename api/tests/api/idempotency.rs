@@ -166,3 +166,42 @@ async fn a_malformed_key_is_400(pool: PgPool) {
         0
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_client_that_hangs_up_gets_the_finished_answer_on_retry(pool: PgPool) {
+    let carrier = Arc::new(StubCarrier {
+        delay: Duration::from_millis(600),
+        ..StubCarrier::default()
+    });
+    let app = spawn_with_carrier(pool.clone(), carrier).await;
+    let coffee = product(&pool, "Café", 2590, 10).await;
+    let buyer = shopper(&app, true).await;
+    add_to_cart(&pool, buyer.id, coffee, 1).await;
+    let body = checkout_body(&buyer);
+
+    // The client gives up long before the checkout is done.
+    let gave_up = app
+        .client
+        .post(app.url("/api/orders"))
+        .bearer_auth(&buyer.token)
+        .header("Idempotency-Key", "impatient")
+        .timeout(Duration::from_millis(150))
+        .json(&body)
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the request was expected to time out");
+
+    // The server finishes anyway; the retry (once it is done) gets that order, not a second.
+    let mut retry = post_with_key(&app, "impatient", &body, &buyer).await;
+    for _ in 0..40 {
+        if retry.status.as_u16() != 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        retry = post_with_key(&app, "impatient", &body, &buyer).await;
+    }
+    retry.assert_status(201);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM orders").await, 1);
+    assert_eq!(stock_of(&pool, coffee).await, 9);
+}

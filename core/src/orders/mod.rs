@@ -41,6 +41,24 @@ impl OrdersConfig {
     }
 }
 
+impl OrdersConfig {
+    /// An order must stay payable for as long as its PIX code does (`PIX_EXPIRES_IN`), or a
+    /// customer could pay a code for an order that already expired.
+    pub fn check_covers(&self, pix_expires_in: Duration) -> Result<(), ConfigError> {
+        if self.payment_ttl < pix_expires_in {
+            return Err(ConfigError::Invalid {
+                name: "ORDER_PAYMENT_TTL",
+                reason: format!(
+                    "{}s is shorter than PIX_EXPIRES_IN ({}s); it must be at least as long",
+                    self.payment_ttl.as_secs(),
+                    pix_expires_in.as_secs()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for OrdersConfig {
     fn default() -> Self {
         Self {
@@ -51,6 +69,21 @@ impl Default for OrdersConfig {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn the_payment_window_must_cover_the_pix_expiry() {
+        let config = OrdersConfig {
+            payment_ttl: Duration::from_secs(1800),
+        };
+        config.check_covers(Duration::from_secs(1800)).unwrap();
+        config.check_covers(Duration::from_secs(600)).unwrap();
+        assert!(config.check_covers(Duration::from_secs(3600)).is_err());
+    }
+}
 
 #[cfg(test)]
 mod checkout_tests;
