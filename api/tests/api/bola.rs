@@ -153,6 +153,13 @@ fn matrix(victim: &Victim) -> Vec<Row> {
         format!("/api/orders/{no_order}"),
         None,
     ));
+    rows.push(row(
+        Method::PATCH,
+        "/api/orders/{id}/cancel",
+        format!("/api/orders/{order}/cancel"),
+        format!("/api/orders/{no_order}/cancel"),
+        Some(json!({})),
+    ));
     for (template, suffix, body) in [
         (
             "/api/orders/{id}/tracking",
@@ -306,13 +313,15 @@ async fn place_order(app: &TestApp, user_id: Uuid) -> (Uuid, String) {
         ShippingAddress,
         create::{self, ChosenShipping, NewOrder, NewOrderItem},
     };
+    // Order lines refer to real products.
+    let product_id = crate::checkout::product(&app.pool, "Diário", 4990, 10).await;
     let mut conn = app.pool.acquire().await.expect("a connection");
     let created = create::insert(
         &mut conn,
         &NewOrder {
             user_id,
             items: vec![NewOrderItem {
-                product_id: Uuid::now_v7(),
+                product_id,
                 sku: "DIARIO-1".into(),
                 name: "Diário".into(),
                 unit_price_cents: 4990,

@@ -72,7 +72,7 @@ pub(crate) async fn product(pool: &PgPool, name: &str, price_cents: i64, stock: 
          VALUES ($1, $2, $3, $4, $5, $6, 300, 5, 12, 18, '09012100')",
     )
     .bind(id)
-    .bind(format!("SKU-{}", &tag[..12]))
+    .bind(format!("SKU-{}", &tag[20..]))
     .bind(name)
     .bind(format!("p-{tag}"))
     .bind(price_cents)
@@ -133,7 +133,7 @@ pub(crate) async fn coupon_for(pool: &PgPool, max_uses: Option<i32>, users: &[Uu
         "INSERT INTO coupons (id, code, kind, value, max_uses) VALUES ($1, $2, 'percent', 10, $3)",
     )
     .bind(id)
-    .bind(format!("DEZ{}", &id.simple().to_string()[..8]).to_uppercase())
+    .bind(format!("DEZ{}", &id.simple().to_string()[20..28]).to_uppercase())
     .bind(max_uses)
     .execute(pool)
     .await

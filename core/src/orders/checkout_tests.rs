@@ -61,8 +61,8 @@ pub(crate) async fn product(conn: &mut PgConnection, price_cents: i64, stock: i3
          VALUES ($1, $2, $3, $4, $5, $6, 300, 5, 12, 18, '09012100')",
     )
     .bind(id)
-    .bind(format!("SKU-{}", &tag[..12]))
-    .bind(format!("Café {}", &tag[..6]))
+    .bind(format!("SKU-{}", &tag[20..]))
+    .bind(format!("Café {}", &tag[26..]))
     .bind(format!("cafe-{tag}"))
     .bind(price_cents)
     .bind(stock)
@@ -112,7 +112,7 @@ pub(crate) async fn coupon(conn: &mut PgConnection, max_uses: Option<i32>) -> Uu
         "INSERT INTO coupons (id, code, kind, value, max_uses) VALUES ($1, $2, 'percent', 10, $3)",
     )
     .bind(id)
-    .bind(format!("DEZ{}", &id.simple().to_string()[..8]).to_uppercase())
+    .bind(format!("DEZ{}", &id.simple().to_string()[20..28]).to_uppercase())
     .bind(max_uses)
     .execute(conn)
     .await
