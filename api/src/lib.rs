@@ -50,35 +50,36 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The routes and their OpenAPI document, before state and middleware.
-pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes the rate limits meter, those they leave alone, and the OpenAPI document of
+/// both, before state and middleware.
+fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let (metered, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", routes::api())
-        .routes(utoipa_axum::routes!(routes::probes::health))
-        .routes(utoipa_axum::routes!(routes::probes::ready))
-        .routes(utoipa_axum::routes!(routes::probes::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    let (unmetered, unmetered_doc) = routes::unmetered().split_for_parts();
+    doc.merge(unmetered_doc);
+    (metered, unmetered, doc)
 }
 
 /// The OpenAPI document, e.g. for tests and tooling.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().1
+    documented_routes().2
 }
 
 /// The complete application: routes, state and every middleware.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = routes();
+    let (metered, unmetered, openapi) = documented_routes();
     let config = state.config.clone();
-    let app = api
+    rate_limit::apply(metered, &config.rate_limits)
+        .merge(unmetered)
         .merge(routes::probes::docs_router(openapi))
         .route_layer(from_fn(middleware::record_route))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(from_fn_with_state(state.clone(), middleware::timeout))
-        .layer(CatchPanicLayer::custom(middleware::panic_response));
-    // Inside CORS (a refused request still carries CORS headers) and the request id.
-    rate_limit::apply(app, &config.rate_limits)
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        // Outside the limits, so a refused request still carries CORS headers and its id.
         .layer(cors(&config.allowed_origins))
         .layer(from_fn(middleware::problem_for_bare_errors))
         .layer(from_fn(middleware::observe))

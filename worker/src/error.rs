@@ -12,6 +12,14 @@ pub enum JobError {
     /// waits for an operator.
     #[error("{0:#}")]
     Permanent(anyhow::Error),
+    /// Not this job's failure: a dependency refused to be called and said when to come back
+    /// (a payment provider's open circuit). The job runs again after `after` and the attempt
+    /// is given back, so an outage that the breaker absorbs does not use up the job's budget.
+    #[error("{reason:#} (deferred {}s)", after.as_secs())]
+    Deferred {
+        after: std::time::Duration,
+        reason: anyhow::Error,
+    },
 }
 
 impl JobError {
@@ -21,6 +29,13 @@ impl JobError {
 
     pub fn permanent(err: impl Into<anyhow::Error>) -> Self {
         Self::Permanent(err.into())
+    }
+
+    pub fn deferred(after: std::time::Duration, reason: impl Into<anyhow::Error>) -> Self {
+        Self::Deferred {
+            after,
+            reason: reason.into(),
+        }
     }
 
     pub fn is_permanent(&self) -> bool {

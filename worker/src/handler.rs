@@ -174,8 +174,13 @@ async fn fail<J: JobHandler>(
 ) -> Result<(), BoxDynError> {
     let permanent = err.is_permanent();
     let message: String = err.to_string().chars().take(MAX_ERROR_CHARS).collect();
-    let retry_in =
-        (!permanent && attempt < max_attempts).then(|| deps.settings.retry.delay(attempt));
+    let (retry_in, gives_back_attempt) = match &err {
+        JobError::Deferred { after, .. } => (Some(*after), true),
+        _ => (
+            (!permanent && attempt < max_attempts).then(|| deps.settings.retry.delay(attempt)),
+            false,
+        ),
+    };
     if let Err(db_err) = store::record_failure(
         &deps.pool,
         &store::Failure {
@@ -185,6 +190,7 @@ async fn fail<J: JobHandler>(
             error: &message,
             permanent,
             retry_in,
+            gives_back_attempt,
         },
     )
     .await

@@ -61,6 +61,7 @@ impl Registry {
             .register::<cart_core::jobs::refund_payment::RefundPayment>()
             .ticker::<cart_core::jobs::maintenance::PruneJobs>()
             .ticker::<cart_core::jobs::maintenance::PurgeResetTokens>()
+            .ticker::<cart_core::jobs::maintenance::PurgeAbandonedCarts>()
             .register::<cart_core::jobs::expire_order::ExpireOrder>()
             .ticker::<cart_core::jobs::expire_order::ExpireDueOrders>()
             .ticker::<cart_core::idempotency::PruneIdempotencyKeys>()

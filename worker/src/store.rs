@@ -13,6 +13,8 @@ pub struct Failure<'a> {
     pub permanent: bool,
     /// Set when the job will run again after this delay.
     pub retry_in: Option<Duration>,
+    /// The attempt did not count (see `JobError::Deferred`): the job's budget grows by one.
+    pub gives_back_attempt: bool,
 }
 
 /// Records a failed attempt and, when it will be retried, moves the job's `run_at` forward by
@@ -23,10 +25,13 @@ pub async fn record_failure(pool: &PgPool, failure: &Failure<'_>) -> Result<(), 
     let retry_at = match failure.retry_in {
         Some(delay) => {
             sqlx::query_scalar!(
-                "UPDATE apalis.jobs SET run_at = now() + make_interval(secs => $2)
-             WHERE id = $1 RETURNING run_at",
+                "UPDATE apalis.jobs
+                 SET run_at = now() + make_interval(secs => $2),
+                     max_attempts = max_attempts + CASE WHEN $3 THEN 1 ELSE 0 END
+                 WHERE id = $1 RETURNING run_at",
                 failure.job_id,
                 delay.as_secs_f64(),
+                failure.gives_back_attempt,
             )
             .fetch_optional(&mut *tx)
             .await?

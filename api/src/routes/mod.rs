@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::state::AppState;
 
 /// Everything under `/api`.
+/// Everything under `/api` that clients call, and that the rate limits meter.
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(auth::router())
@@ -26,11 +27,21 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(payments::router())
         .merge(invoices::router())
         .merge(sandbox::router())
-        .merge(webhooks::router())
         .merge(orders::router())
         .merge(shipping::router())
         .merge(products::router())
         .merge(categories::router())
         .merge(cart::router())
         .merge(coupons::router())
+}
+
+/// Routes the rate limits leave alone: providers' webhooks (a gateway retrying a burst of
+/// events from a few addresses must never be refused, or a payment is confirmed late) and
+/// the probes an orchestrator polls.
+pub fn unmetered() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .nest("/api", webhooks::router())
+        .routes(utoipa_axum::routes!(probes::health))
+        .routes(utoipa_axum::routes!(probes::ready))
+        .routes(utoipa_axum::routes!(probes::metrics))
 }

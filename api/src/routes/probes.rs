@@ -18,7 +18,7 @@ pub struct Status {
 }
 
 /// `/openapi.json` (the finished document) and `/docs`; the probes themselves are
-/// registered with their OpenAPI entries in `crate::routes()`.
+/// registered with their OpenAPI entries in `crate::routes::unmetered()`.
 pub fn docs_router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
     let doc = openapi.to_pretty_json().unwrap_or_else(|_| "{}".into());
     Router::new()

@@ -160,6 +160,38 @@ fn matrix(victim: &Victim) -> Vec<Row> {
         format!("/api/orders/{no_order}/cancel"),
         Some(json!({})),
     ));
+    // Payment and invoice of someone else's order: as if the order did not exist, and no
+    // charge is started.
+    for (method, template, suffix, body) in [
+        (
+            Method::POST,
+            "/api/orders/{id}/pay",
+            "pay",
+            Some(json!({"method": "pix"})),
+        ),
+        (Method::GET, "/api/orders/{id}/payment", "payment", None),
+        (Method::GET, "/api/orders/{id}/invoice", "invoice", None),
+    ] {
+        rows.push(row(
+            method,
+            template,
+            format!("/api/orders/{order}/{suffix}"),
+            format!("/api/orders/{no_order}/{suffix}"),
+            body,
+        ));
+    }
+    // Confirming a sandbox payment is an operator's tool: refused before any lookup.
+    let payment = Uuid::now_v7();
+    rows.push(Row {
+        expected: 403,
+        ..row(
+            Method::POST,
+            "/api/sandbox/payments/{payment_id}/confirm",
+            format!("/api/sandbox/payments/{payment}/confirm"),
+            format!("/api/sandbox/payments/{}/confirm", Uuid::now_v7()),
+            Some(json!({})),
+        )
+    });
     for (template, suffix, body) in [
         (
             "/api/orders/{id}/tracking",
@@ -378,6 +410,19 @@ async fn victim(app: &TestApp) -> Victim {
         .await;
     address.assert_status(201);
     let (order_id, order_number) = place_order(app, user.id).await;
+    // A payment on the order, so the payment rows aim at something that exists.
+    {
+        let mut conn = app.pool.acquire().await.expect("a connection");
+        cart_core::payments::flow::start(
+            &mut conn,
+            &app.state.config.payments,
+            user.id,
+            order_id,
+            cart_core::payments::flow::PaymentMethod::Pix,
+        )
+        .await
+        .expect("a payment");
+    }
     let (product_id, coupon_id, category_id) = catalog(app).await;
     app.post(
         "/api/cart/items",

@@ -792,3 +792,76 @@ async fn a_provider_timeout_retries_the_job_with_backoff(pool: PgPool) {
     assert!(status == "initiating" || status == "failed", "{status}");
     world.stop().await;
 }
+
+/// A refusal by the open circuit is not the job's failure: the initiation comes back when the
+/// breaker lets a call through, its attempt given back, and succeeds once the provider does.
+#[sqlx::test(migrations = false)]
+async fn an_open_circuit_defers_the_initiation_without_spending_an_attempt(pool: PgPool) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/pix/charges"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/pix/charges"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "txid": "PROPAYdeferred0000000000000000000001",
+            "br_code": "00020101021226760014br.gov.bcb.pix2554pix.example.com/qr/v2/9d36b84fc70b478fb95c12729b90ca255204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63047EC0",
+            "expires_at": "2026-11-25T12:30:00Z"
+        })))
+        .mount(&server)
+        .await;
+    let mut settings = payment_settings(&[
+        ("PIX_PROVIDER", "propay"),
+        ("PROPAY_URL", &server.uri()),
+        ("GO_TO_PROPAY_SECRET", "go-to-propay-secret"),
+    ]);
+    // One failure opens the circuit; the worker's retry (300 ms) comes while it is open.
+    settings.breaker = CircuitBreaker::new(BreakerConfig {
+        threshold: 1,
+        window: Duration::from_secs(60),
+        cooldown: Duration::from_secs(2),
+    });
+    settings.wait = Duration::from_millis(200);
+    let world = World::start(pool, settings, true).await;
+    let app = &world.app;
+    let buyer = buyer(app).await;
+    let order_id = place_order(&app.pool, buyer.id).await;
+    let accepted = pay(app, order_id, "pix", &buyer.token).await;
+    accepted.assert_status(202);
+    let payment_id = accepted.body["payment_id"].as_str().unwrap().to_owned();
+    let key = format!("initiate:{payment_id}");
+
+    eventually("the payment initiated", SETTLE, || async {
+        let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE id = $1::uuid")
+            .bind(&payment_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        status == "pending"
+    })
+    .await;
+    let history: Vec<(i32, bool, String)> = sqlx::query_as(
+        "SELECT f.attempt, f.permanent, f.error FROM job_failures f
+         JOIN apalis.jobs j ON j.id = f.job_id WHERE j.idempotency_key = $1 ORDER BY f.attempt",
+    )
+    .bind(&key)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert!(history[0].2.contains("500"), "{history:?}");
+    assert!(history[1].2.contains("circuit is open"), "{history:?}");
+    let (attempts, max_attempts): (i32, i32) =
+        sqlx::query_as("SELECT attempts, max_attempts FROM apalis.jobs WHERE idempotency_key = $1")
+            .bind(&key)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 3, "the 500, the refusal, the success");
+    assert_eq!(max_attempts, 6, "the refusal gave its attempt back (5 + 1)");
+    world.stop().await;
+}

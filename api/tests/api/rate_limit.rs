@@ -102,17 +102,26 @@ async fn the_sixth_reset_request_within_an_hour_is_429(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
-async fn the_global_budget_covers_every_route(pool: PgPool) {
+async fn the_global_budget_covers_every_client_route_but_not_webhooks_or_probes(pool: PgPool) {
     let app = TestApp::spawn_with(pool, |c| {
         c.rate_limits.enabled = true;
         c.rate_limits.global_per_window = 3;
     })
     .await;
     for _ in 0..3 {
-        app.get("/health", None).await.assert_status(200);
+        app.get("/api/categories", None).await.assert_status(200);
     }
-    assert_rate_limited(&app.get("/health", None).await);
+    assert_rate_limited(&app.get("/api/categories", None).await);
     assert_rate_limited(&app.get("/api/users/me", None).await);
+    // A gateway retrying a burst of events, and the orchestrator's probes, are never refused
+    // (an unsigned webhook is still refused for its signature, not for the rate).
+    for _ in 0..10 {
+        app.get("/health", None).await.assert_status(200);
+        app.get("/ready", None).await.assert_status(200);
+        app.post("/api/webhooks/payment", &json!({}), None)
+            .await
+            .assert_problem(401);
+    }
 }
 
 #[sqlx::test(migrations = false)]

@@ -208,6 +208,14 @@ async fn the_export_holds_everything_stored_about_the_caller(pool: PgPool) {
     )
     .await
     .assert_status(202);
+    let product = crate::checkout::product(&app.pool, "Caderno", 1990, 5).await;
+    app.post(
+        "/api/cart/items",
+        &json!({"product_id": product, "quantity": 2}),
+        Some(&user.token),
+    )
+    .await
+    .assert_status(200);
 
     let res = app.get("/api/users/me/export", Some(&user.token)).await;
     res.assert_status(200);
@@ -221,7 +229,9 @@ async fn the_export_holds_everything_stored_about_the_caller(pool: PgPool) {
     assert_eq!(addresses[0]["cep"], "01310100");
     assert!(addresses[0]["created_at"].is_string());
     assert_eq!(doc["password_reset_requests"].as_array().unwrap().len(), 1);
-    // Areas that do not exist yet export as empty lists.
+    assert_eq!(doc["carts"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["cart_items"][0]["product_id"], product.to_string());
+    assert_eq!(doc["cart_items"][0]["quantity"], 2);
     assert_eq!(doc["orders"], json!([]));
     for secret in ["argon2", "password_hash", "token_hash"] {
         assert!(!res.text.contains(secret), "{secret} leaked: {}", res.text);
@@ -271,6 +281,15 @@ async fn deleting_the_account_anonymises_it_and_ends_every_session(pool: PgPool)
     )
     .await
     .assert_status(202);
+
+    let product = crate::checkout::product(&app.pool, "Caderno", 1990, 5).await;
+    app.post(
+        "/api/cart/items",
+        &json!({"product_id": product, "quantity": 1}),
+        Some(&user.token),
+    )
+    .await
+    .assert_status(200);
 
     app.delete("/api/users/me", Some(&user.token))
         .await
@@ -329,6 +348,10 @@ async fn deleting_the_account_anonymises_it_and_ends_every_session(pool: PgPool)
         count("SELECT count(*) FROM password_reset_tokens WHERE user_id = $1").await,
         0
     );
+    assert_eq!(
+        count("SELECT count(*) FROM carts WHERE user_id = $1").await,
+        0
+    );
     // Her queued reset e-mail is gone; the other customer's stays.
     let queued: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT job FROM apalis.jobs WHERE job_type = 'send_email'")
@@ -353,6 +376,7 @@ async fn deleting_the_account_anonymises_it_and_ends_every_session(pool: PgPool)
     .await
     .unwrap();
     assert_eq!(details["deleted"]["addresses"], 1);
+    assert_eq!(details["deleted"]["carts"], 1);
     assert!(
         details["kept"]
             .as_array()

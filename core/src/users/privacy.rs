@@ -16,7 +16,7 @@ use crate::{Error, Result};
 
 /// Tables of other areas whose rows belong to a user through a `user_id` column. Each is
 /// exported as stored; one that does not exist (yet) exports as an empty list.
-pub const USER_OWNED_TABLES: &[&str] = &["idempotency_keys"];
+pub const USER_OWNED_TABLES: &[&str] = &["carts", "cart_items", "idempotency_keys"];
 
 #[derive(Debug, Serialize)]
 struct StoredProfile {
@@ -150,8 +150,8 @@ async fn rows_of_user(conn: &mut PgConnection, table: &str, user_id: Uuid) -> Re
 pub const ANONYMISED_NAME: &str = "Conta removida";
 
 /// Anonymises an active account (LGPD erasure). Name, e-mail, CPF and password are replaced
-/// irreversibly; addresses, reset tokens and e-mails still queued for the account are
-/// deleted; the row itself stays (with `deleted_at`) because orders and invoices refer to it
+/// irreversibly; addresses, reset tokens, the cart, stored idempotent answers and e-mails
+/// still queued for the account are deleted; the row itself stays (with `deleted_at`) because orders and invoices refer to it
 /// and fiscal law requires keeping them. Logged in `lgpd_requests` with what was kept and
 /// why. Login and every existing token stop working.
 pub async fn anonymise(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
@@ -195,6 +195,16 @@ pub async fn anonymise(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // The cart says what the person was about to buy; stored answers to repeated requests
+    // hold the order's address snapshot. Neither is a record anyone must keep.
+    let carts = sqlx::query!("DELETE FROM carts WHERE user_id = $1", user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let idempotency_keys = sqlx::query!("DELETE FROM idempotency_keys WHERE user_id = $1", user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     // Queued e-mails carry the address; one being sent right now is left to finish.
     let queued_emails = sqlx::query!(
         r#"
@@ -214,6 +224,8 @@ pub async fn anonymise(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
         "deleted": {
             "addresses": addresses,
             "password_reset_tokens": reset_tokens,
+            "carts": carts,
+            "idempotency_keys": idempotency_keys,
             "queued_emails": queued_emails,
         },
         "kept": [

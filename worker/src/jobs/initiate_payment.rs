@@ -1,11 +1,13 @@
 //! Asks the provider for a payment's charge. While the provider's circuit is open the
-//! provider is not called and the job is retried later; on its last attempt a payment that
-//! still could not be initiated is marked failed, so the order can be paid again.
+//! provider is not called and the job comes back when the breaker lets a call through,
+//! without spending an attempt (up to [`MAX_DEFERRALS`] times): only real calls that fail
+//! count. On its last attempt a payment that still could not be initiated is marked failed,
+//! so the order can be paid again.
 
 use std::time::Duration;
 
 use cart_core::{
-    jobs::initiate_payment::InitiatePayment,
+    jobs::{Job, initiate_payment::InitiatePayment},
     payments::flow::{self, InitiateRetry},
 };
 
@@ -14,6 +16,10 @@ use crate::{
     error::JobError,
     handler::{JobHandler, Run},
 };
+
+/// How many times an open circuit may postpone one payment without counting an attempt; with
+/// the default 30 s cool-down that is about 25 minutes, the life of an unpaid order.
+pub const MAX_DEFERRALS: u32 = 50;
 
 impl JobHandler for InitiatePayment {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
@@ -25,6 +31,15 @@ impl JobHandler for InitiatePayment {
                 Ok(())
             }
             Err(InitiateRetry::Db(err)) => Err(err.into()),
+            Err(open @ InitiateRetry::CircuitOpen { retry_after, .. })
+                if run.max_attempts < Self::MAX_ATTEMPTS.unsigned_abs() + MAX_DEFERRALS =>
+            {
+                // A little past the cool-down, so the half-open probe has a chance to finish.
+                Err(JobError::deferred(
+                    retry_after + Duration::from_millis(250),
+                    anyhow::anyhow!(open),
+                ))
+            }
             Err(retry) => {
                 if run.attempt >= run.max_attempts {
                     let mut conn = deps.pool.acquire().await?;

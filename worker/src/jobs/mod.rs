@@ -6,6 +6,7 @@ mod expire_order;
 mod initiate_payment;
 mod prune_idempotency_keys;
 mod prune_jobs;
+mod purge_abandoned_carts;
 mod purge_reset_tokens;
 mod reconcile_payment;
 mod refund_payment;

@@ -161,3 +161,60 @@ async fn purging_reset_tokens_keeps_only_the_usable_ones(pool: PgPool) {
         vec!["00000000-0000-7000-8000-0000000000a1".to_owned()]
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn purging_abandoned_carts_keeps_the_recent_ones(pool: PgPool) {
+    helpers::setup(&pool).await;
+    for (id, email, age) in [
+        (
+            "00000000-0000-7000-8000-000000000001",
+            "old@example.com",
+            "31 days",
+        ),
+        (
+            "00000000-0000-7000-8000-000000000002",
+            "new@example.com",
+            "29 days",
+        ),
+    ] {
+        sqlx::query(
+            "INSERT INTO users (id, name, email, password_hash) VALUES ($1::uuid, 'U', $2, 'x')",
+        )
+        .bind(id)
+        .bind(email)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO carts (user_id, updated_at) VALUES ($1::uuid, now() - $2::interval)",
+        )
+        .bind(id)
+        .bind(age)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let deps = helpers::deps(&pool, Arc::new(RecordingMailer::default()));
+    let run = Run {
+        job_id: "test".into(),
+        attempt: 1,
+        max_attempts: 3,
+        request_id: "test".into(),
+    };
+    cart_core::jobs::maintenance::PurgeAbandonedCarts {
+        tick: chrono::Utc::now(),
+    }
+    .run(&deps, &run)
+    .await
+    .unwrap();
+
+    let left: Vec<String> = sqlx::query_scalar("SELECT user_id::text FROM carts")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        vec!["00000000-0000-7000-8000-000000000002".to_owned()],
+        "only the cart untouched for more than CART_TTL (30 days) goes"
+    );
+}

@@ -1,0 +1,18 @@
+//! Deletes carts nobody touched for `CART_TTL` (default 30 days).
+
+use cart_core::jobs::maintenance::PurgeAbandonedCarts;
+
+use crate::{
+    deps::Deps,
+    error::JobError,
+    handler::{JobHandler, Run},
+};
+
+impl JobHandler for PurgeAbandonedCarts {
+    async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
+        let mut conn = deps.pool.acquire().await?;
+        let purged = cart_core::cart::purge_abandoned(&mut conn, deps.settings.cart_ttl).await?;
+        tracing::info!(purged, "purged abandoned carts");
+        Ok(())
+    }
+}
