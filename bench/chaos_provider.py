@@ -165,6 +165,10 @@ def failures(payment_id):
     )
 
 
+def at_least(n, rows):
+    return rows if len(rows) >= n else None
+
+
 def wait_for(what, seconds, probe):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -194,20 +198,20 @@ def main(api, port, product):
     # worker), and the worker's call gives up after PROPAY_TIMEOUT.
     Mock.mode = "hang"
     order_a, token_a = order(api, product)
+    paid_at = time.monotonic()
     status, _, body, elapsed = request("POST", f"{api}/api/orders/{order_a}/pay", {"method": "pix"}, token_a)
     payment_a = (body or {}).get("payment_id") or (body or {}).get("id")
     check("hung-provider-pay-answers", status == 202 and elapsed < 5, f"pay answered {status} in {elapsed:.1f} s")
-    paid_at = time.monotonic()
     first = wait_for("a first failure", 30, lambda: failures(payment_a))
     took = time.monotonic() - paid_at
     check("hung-provider-times-out", "timed out" in first[0][1] and took < PROPAY_TIMEOUT_S + 5,
-          f"first attempt failed after {took:.1f} s: {first[0][1][:80]}")
+          f"first attempt failed {took:.1f} s after pay (PROPAY_TIMEOUT {PROPAY_TIMEOUT_S:.0f} s): {first[0][1][:80]}")
 
     # 2. 500s, then malformed answers: retried, each later than the one before.
     Mock.mode = "500"
     wait_for("a failure on a 500", 30, lambda: len(failures(payment_a)) >= 2)
     Mock.mode = "malformed"
-    history = wait_for("a failure on a malformed answer", 30, lambda: (h := failures(payment_a)) if len(h) >= 3 else None)
+    history = wait_for("a failure on a malformed answer", 30, lambda: at_least(3, failures(payment_a)))
     errors = [row[1] for row in history[:3]]
     check("500-and-malformed-are-retried", "500" in errors[1] and "malformed" in errors[2],
           f"errors: {[e[:50] for e in errors]}")
