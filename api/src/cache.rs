@@ -1,7 +1,9 @@
 //! The in-process catalog cache (moka) and its cross-instance invalidation.
 //!
-//! Product details, product list pages and categories are cached per instance (search results
-//! are not: their key space is unbounded and the indexes answer them). Every write to
+//! Product details, product list pages, search result pages and categories are cached per
+//! instance. Pages are kept as the JSON the client receives, so a hit costs no cloning and no
+//! serialising. Search keys are unbounded, but the cache is bounded (`CACHE_L1_MAX_SIZE`) and
+//! moka's admission policy keeps one-off queries from evicting the popular ones. Every write to
 //! `products` or `categories`, by anyone, fires a database trigger that `pg_notify`s the change
 //! inside the writing transaction (see `cart_core::catalog::changes`); PostgreSQL delivers it
 //! on commit to each instance's [`PgListener`], which invalidates here. The instance that made
@@ -29,7 +31,7 @@ use std::{
 use cart_core::{
     Error,
     catalog::{
-        Category, CategoryPage, Product, ProductFilter, ProductPage, ProductSort,
+        Category, CategoryPage, Product, ProductFilter, ProductSort,
         changes::{CHANNEL, CatalogChange},
     },
     config::{self, ConfigError},
@@ -83,12 +85,46 @@ pub struct ProductListKey {
     pub offset: i64,
 }
 
+/// A JSON response body, ready to send.
+#[derive(Debug, Clone)]
+pub struct JsonBody(axum::body::Bytes);
+
+impl JsonBody {
+    pub fn of<T: serde::Serialize>(value: &T) -> Result<Self, Error> {
+        serde_json::to_vec(value)
+            .map(|bytes| Self(bytes.into()))
+            .map_err(|e| Error::Internal(e.into()))
+    }
+
+    /// A 200 answer with this body (the bytes are shared, not copied).
+    pub fn response(&self) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.0.clone(),
+        )
+            .into_response()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Product(Uuid),
     ProductList(ProductListKey),
+    /// A search, by its trimmed, lower-cased text (matching ignores case).
+    ProductSearch {
+        query: String,
+        limit: i64,
+        offset: i64,
+    },
     Category(Uuid),
-    CategoryList { limit: i64, offset: i64 },
+    CategoryList {
+        limit: i64,
+        offset: i64,
+    },
 }
 
 /// Groups of entries that are flushed together.
@@ -103,7 +139,7 @@ impl Key {
     fn group(&self) -> Group {
         match self {
             Key::Product(_) => Group::ProductDetails,
-            Key::ProductList(_) => Group::ProductLists,
+            Key::ProductList(_) | Key::ProductSearch { .. } => Group::ProductLists,
             Key::Category(_) | Key::CategoryList { .. } => Group::Categories,
         }
     }
@@ -112,7 +148,7 @@ impl Key {
 #[derive(Debug, Clone)]
 enum Value {
     Product(Arc<Product>),
-    ProductPage(Arc<ProductPage>),
+    Body(Arc<JsonBody>),
     Category(Arc<Category>),
     CategoryPage(Arc<CategoryPage>),
 }
@@ -140,7 +176,7 @@ macro_rules! cached {
 }
 
 cached!(Product, Product);
-cached!(ProductPage, ProductPage);
+cached!(JsonBody, Body);
 cached!(Category, Category);
 cached!(CategoryPage, CategoryPage);
 
@@ -265,12 +301,31 @@ impl CatalogCache {
         &self,
         key: ProductListKey,
         load: F,
-    ) -> Result<Arc<ProductPage>, Error>
+    ) -> Result<Arc<JsonBody>, Error>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<ProductPage, Error>>,
+        Fut: Future<Output = Result<JsonBody, Error>>,
     {
         self.get_or_load(Key::ProductList(key), load).await
+    }
+
+    pub async fn product_search<F, Fut>(
+        &self,
+        query: &str,
+        limit: i64,
+        offset: i64,
+        load: F,
+    ) -> Result<Arc<JsonBody>, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<JsonBody, Error>>,
+    {
+        let key = Key::ProductSearch {
+            query: query.trim().to_lowercase(),
+            limit,
+            offset,
+        };
+        self.get_or_load(key, load).await
     }
 
     pub async fn category<F, Fut>(&self, id: Uuid, load: F) -> Result<Arc<Category>, Error>

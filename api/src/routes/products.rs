@@ -1,6 +1,6 @@
 //! `/api/products`: public reads (cached, see `crate::cache`) and admin writes.
 
-use axum::{extract::State, http::StatusCode};
+use axum::{extract::State, http::StatusCode, response::Response};
 use cart_core::{
     cart,
     catalog::{Product, ProductFilter, ProductInput, ProductSort, StockChange, products, stock},
@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    cache::ProductListKey,
+    cache::{JsonBody, ProductListKey},
     error::{ApiResult, Problem},
     extract::{AdminUser, Created, Json, Page, PageParams, Paginated, Path, Query},
     state::AppState,
@@ -80,25 +80,22 @@ async fn list(
     filter: ProductFilter,
     sort: ProductSort,
     page: Page,
-) -> ApiResult<Json<Paginated<Product>>> {
+) -> ApiResult<Response> {
     let key = ProductListKey {
         filter,
         sort,
         limit: page.limit,
         offset: page.offset,
     };
-    let result = state
+    let body = state
         .cache
         .product_list(key, || async {
             let mut conn = state.db.acquire().await?;
-            products::list(&mut conn, filter, sort, page.limit, page.offset).await
+            let found = products::list(&mut conn, filter, sort, page.limit, page.offset).await?;
+            JsonBody::of(&Paginated::new(found.items, found.total, page))
         })
         .await?;
-    Ok(Json(Paginated::new(
-        result.items.clone(),
-        result.total,
-        page,
-    )))
+    Ok(body.response())
 }
 
 /// Live products, a page at a time.
@@ -112,7 +109,7 @@ pub async fn list_products(
     State(state): State<AppState>,
     Query(page): Query<PageParams>,
     Query(sort): Query<SortParams>,
-) -> ApiResult<Json<Paginated<Product>>> {
+) -> ApiResult<Response> {
     let page = page.clamp(state.config.pagination_max_limit)?;
     list(
         &state,
@@ -134,7 +131,7 @@ pub async fn featured_products(
     State(state): State<AppState>,
     Query(page): Query<PageParams>,
     Query(sort): Query<SortParams>,
-) -> ApiResult<Json<Paginated<Product>>> {
+) -> ApiResult<Response> {
     let page = page.clamp(state.config.pagination_max_limit)?;
     list(
         &state,
@@ -159,7 +156,7 @@ pub async fn products_in_category(
     Path(id): Path<Uuid>,
     Query(page): Query<PageParams>,
     Query(sort): Query<SortParams>,
-) -> ApiResult<Json<Paginated<Product>>> {
+) -> ApiResult<Response> {
     let page = page.clamp(state.config.pagination_max_limit)?;
     list(
         &state,
@@ -181,12 +178,18 @@ pub async fn search_products(
     State(state): State<AppState>,
     Query(search): Query<SearchParams>,
     Query(page): Query<PageParams>,
-) -> ApiResult<Json<Paginated<Product>>> {
+) -> ApiResult<Response> {
     let page = page.clamp(state.config.pagination_max_limit)?;
     let query = search.q.unwrap_or_default();
-    let mut conn = state.db.acquire().await?;
-    let result = products::search(&mut conn, &query, page.limit, page.offset).await?;
-    Ok(Json(Paginated::new(result.items, result.total, page)))
+    let body = state
+        .cache
+        .product_search(&query, page.limit, page.offset, || async {
+            let mut conn = state.db.acquire().await?;
+            let found = products::search(&mut conn, &query, page.limit, page.offset).await?;
+            JsonBody::of(&Paginated::new(found.items, found.total, page))
+        })
+        .await?;
+    Ok(body.response())
 }
 
 /// One live product.

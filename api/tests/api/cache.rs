@@ -232,3 +232,41 @@ async fn with_the_cache_disabled_every_read_goes_to_the_database(pool: PgPool) {
     assert_eq!(price_of(&app, &id).await, 1234);
     assert!(!app.state.cache.is_active());
 }
+
+async fn first_found_price(app: &TestApp, query: &str) -> i64 {
+    let res = app
+        .get(&format!("/api/products/search?q={query}"), None)
+        .await;
+    res.assert_status(200);
+    res.body["items"][0]["price_cents"].as_i64().unwrap_or(-1)
+}
+
+#[sqlx::test(migrations = false)]
+async fn search_pages_are_cached_and_a_write_on_either_instance_refreshes_them(pool: PgPool) {
+    let (a, b) = two_instances(pool.clone()).await;
+    let token = admin(&a).await;
+    let id = create_settled(&a, &b, 1000).await;
+    assert_eq!(first_found_price(&b, "cafe").await, 1000);
+
+    // B answers from its cache, whatever the case of the query.
+    change_price_silently(&pool, &id, 1111).await;
+    assert_eq!(first_found_price(&b, "cafe").await, 1000);
+    assert_eq!(first_found_price(&b, "  CAFE ").await, 1000);
+
+    let mut body = product_body("C-1", "Café", 2000);
+    body.as_object_mut().unwrap().remove("stock");
+    a.put(&format!("/api/products/{id}"), &body, Some(&token))
+        .await
+        .assert_status(200);
+    assert_eq!(first_found_price(&a, "cafe").await, 2000);
+    eventually("B's search to show the new price", || async {
+        first_found_price(&b, "cafe").await == 2000
+    })
+    .await;
+    // An invalid query is refused every time, never cached as an answer.
+    for _ in 0..2 {
+        b.get("/api/products/search?q=%20", None)
+            .await
+            .assert_problem(422);
+    }
+}
