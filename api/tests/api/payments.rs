@@ -819,11 +819,12 @@ async fn an_open_circuit_defers_the_initiation_without_spending_an_attempt(pool:
         ("PROPAY_URL", &server.uri()),
         ("GO_TO_PROPAY_SECRET", "go-to-propay-secret"),
     ]);
-    // One failure opens the circuit; the worker's retry (300 ms) comes while it is open.
+    // One failure opens the circuit; the worker's retry (at most 300 ms later) comes while it
+    // is open, with seconds to spare on a busy machine.
     settings.breaker = CircuitBreaker::new(BreakerConfig {
         threshold: 1,
         window: Duration::from_secs(60),
-        cooldown: Duration::from_secs(2),
+        cooldown: Duration::from_secs(6),
     });
     settings.wait = Duration::from_millis(200);
     let world = World::start(pool, settings, true).await;
