@@ -169,7 +169,20 @@ impl ApiError {
                 }
                 E::Db(err) => {
                     let pool_exhausted = matches!(err, sqlx::Error::PoolTimedOut);
-                    let mut p = if pool_exhausted {
+                    // 22021: text PostgreSQL cannot store (a NUL), e.g. in a query parameter;
+                    // the statement failed, so nothing was written.
+                    let unstorable_text = err
+                        .as_database_error()
+                        .and_then(|db| db.code())
+                        .is_some_and(|code| code == "22021");
+                    let mut p = if unstorable_text {
+                        Parts::new(
+                            StatusCode::BAD_REQUEST,
+                            "bad-request",
+                            "Bad Request",
+                            "text must not contain NUL characters".into(),
+                        )
+                    } else if pool_exhausted {
                         let mut p = Parts::new(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "unavailable",

@@ -207,3 +207,37 @@ async fn every_users_route_is_in_the_openapi_document(pool: PgPool) {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
     }
 }
+
+/// PostgreSQL text cannot hold NUL: such a body is a 422 naming the field, and nothing is
+/// written (found by the contract fuzzer as a 500).
+#[sqlx::test(migrations = false)]
+async fn a_nul_character_in_a_text_field_is_422_naming_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let user = app.user().await;
+    let address = json!({
+        "label": "Casa", "recipient": "Ana", "cep": "01310-100",
+        "street": "Avenida\u{0}Paulista", "number": "1000", "complement": "",
+        "district": "Bela Vista", "city": "São Paulo", "state": "SP"
+    });
+    let res = app
+        .post("/api/users/me/addresses", &address, Some(&user.token))
+        .await;
+    res.assert_problem(422);
+    assert!(res.text.contains("street"), "{}", res.text);
+    let book = app.get("/api/users/me/addresses", Some(&user.token)).await;
+    assert_eq!(book.body, json!([]));
+    // The text `\u0000` itself (an escaped backslash) is ordinary text.
+    let mut fine = address.clone();
+    fine["street"] = json!("Avenida \\u0000 Paulista");
+    app.post("/api/users/me/addresses", &fine, Some(&user.token))
+        .await
+        .assert_status(201);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_nul_character_in_a_query_parameter_is_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.get("/api/products/search?q=caf%00e", None)
+        .await
+        .assert_problem(422);
+}

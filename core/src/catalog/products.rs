@@ -467,6 +467,9 @@ pub async fn search(
     if query.is_empty() {
         return Err(Error::invalid("q", "must not be empty"));
     }
+    if query.contains('\0') {
+        return Err(Error::invalid("q", "must not contain NUL characters"));
+    }
     if query.chars().count() > MAX_SEARCH_LEN {
         return Err(Error::invalid(
             "q",
