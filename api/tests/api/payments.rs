@@ -749,16 +749,17 @@ async fn a_provider_timeout_retries_the_job_with_backoff(pool: PgPool) {
     let payment_id = accepted.body["payment_id"].as_str().unwrap().to_owned();
     let key = format!("initiate:{payment_id}");
 
+    // Our failure record commits before apalis acknowledges the attempt: wait for both.
     eventually("a recorded failure", SETTLE, || async {
-        let failures: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM job_failures f JOIN apalis.jobs j ON j.id = f.job_id
-             WHERE j.idempotency_key = $1",
+        let (failures, attempts): (i64, i32) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM job_failures f WHERE f.job_id = j.id), j.attempts
+             FROM apalis.jobs j WHERE j.idempotency_key = $1",
         )
         .bind(&key)
         .fetch_one(&app.pool)
         .await
         .unwrap();
-        failures >= 1
+        failures >= 1 && attempts >= 1
     })
     .await;
     let attempts: i32 =
