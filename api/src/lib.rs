@@ -16,7 +16,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{HeaderValue, Method, header},
-    middleware::{from_fn, from_fn_with_state},
+    middleware::from_fn,
 };
 use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer};
 use utoipa::OpenApi;
@@ -70,13 +70,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (metered, unmetered, openapi) = documented_routes();
     let config = state.config.clone();
+    let request_timeout = config.request_timeout;
     rate_limit::apply(metered, &config.rate_limits)
         .merge(unmetered)
         .merge(routes::probes::docs_router(openapi))
         .route_layer(from_fn(middleware::record_route))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(from_fn_with_state(state.clone(), middleware::timeout))
+        .layer(from_fn(move |req, next| {
+            middleware::bounded(request_timeout, req, next)
+        }))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         // Outside the limits, so a refused request still carries CORS headers and its id.

@@ -1,7 +1,13 @@
 //! Prometheus metrics: one process-wide recorder, rendered by `GET /metrics`.
 
-use std::sync::OnceLock;
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, OnceLock, RwLock},
+    time::Duration,
+};
 
+use axum::http::{Method, StatusCode};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 #[derive(Clone)]
@@ -34,4 +40,78 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.handle.render()
     }
+}
+
+/// The handles of one (method, status) pair of a route.
+struct RequestHandles {
+    method: &'static str,
+    status: u16,
+    count: Counter,
+    duration: Histogram,
+}
+
+/// Handles by route template, then by method and status: resolving a labelled metric in the
+/// registry allocates its labels and hashes them, which is worth doing once, not per request.
+/// Routes are templates and methods are folded into a fixed set, so this stays small.
+static REQUEST_HANDLES: LazyLock<RwLock<HashMap<Box<str>, Vec<RequestHandles>>>> =
+    LazyLock::new(Default::default);
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Counts a request (`http_requests_total` by method, route and status) and records its
+/// duration (`http_request_duration_seconds` by method and route).
+pub fn record_request(method: &Method, route: &str, status: StatusCode, latency: Duration) {
+    let method = method_label(method);
+    let status = status.as_u16();
+    let find = |handles: &HashMap<Box<str>, Vec<RequestHandles>>| {
+        handles.get(route).and_then(|pairs| {
+            pairs
+                .iter()
+                .find(|h| h.method == method && h.status == status)
+                .map(|h| (h.count.clone(), h.duration.clone()))
+        })
+    };
+    let known = REQUEST_HANDLES
+        .read()
+        .ok()
+        .and_then(|handles| find(&handles));
+    let (count, duration) = match known {
+        Some(found) => found,
+        None => {
+            let labels = [
+                ("method", method.to_owned()),
+                ("route", route.to_owned()),
+                ("status", status.to_string()),
+            ];
+            let count = metrics::counter!("http_requests_total", &labels);
+            let duration = metrics::histogram!("http_request_duration_seconds", &labels[..2]);
+            if let Ok(mut handles) = REQUEST_HANDLES.write()
+                && find(&handles).is_none()
+            {
+                handles
+                    .entry(route.into())
+                    .or_default()
+                    .push(RequestHandles {
+                        method,
+                        status,
+                        count: count.clone(),
+                        duration: duration.clone(),
+                    });
+            }
+            (count, duration)
+        }
+    };
+    count.increment(1);
+    duration.record(latency);
 }

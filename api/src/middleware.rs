@@ -7,17 +7,14 @@ use std::{
 };
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::{HeaderName, HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use uuid::Uuid;
 
-use crate::{
-    error::{ApiError, LoggedCause},
-    state::AppState,
-};
+use crate::error::{ApiError, LoggedCause};
 
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -33,7 +30,7 @@ impl UserSlot {
 
 /// The route template (`/api/products/{id}`), carried out on the response for metrics.
 #[derive(Clone)]
-struct RouteTemplate(String);
+struct RouteTemplate(MatchedPath);
 
 /// Request id, access log and metrics in one place, so every log line of the request,
 /// including the access line, carries the same id.
@@ -66,15 +63,8 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let route = response
         .extensions()
         .get::<RouteTemplate>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route),
-        ("status", status.as_u16().to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(latency);
+        .map_or("unmatched", |r| r.0.as_str());
+    crate::metrics::record_request(&method, route, status, latency);
 
     let user_id = slot.0.get().map(ToString::to_string);
     let cause = response
@@ -100,20 +90,15 @@ pub async fn observe(req: Request, next: Next) -> Response {
 
 /// Added with `route_layer`, where the matched route is known, to label metrics by template.
 pub async fn record_route(matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
-    let template = matched.map(|m| m.as_str().to_owned());
     let mut response = next.run(req).await;
-    if let Some(template) = template {
+    if let Some(template) = matched {
         response.extensions_mut().insert(RouteTemplate(template));
     }
     response
 }
 
-/// Bounds every request; a handler that takes too long gets a problem+json 503.
-pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    bounded(state.config.request_timeout, req, next).await
-}
-
-async fn bounded(limit: Duration, req: Request, next: Next) -> Response {
+/// Bounds every request to `limit`; a handler that takes too long gets a problem+json 503.
+pub async fn bounded(limit: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout.into_response(),

@@ -6,10 +6,16 @@ use axum::extract::FromRef;
 use cart_core::shipping::ShippingProvider;
 use sqlx::PgPool;
 
+use cart_core::mail::templates::{Branding, Templates};
+
 use crate::{cache::CatalogCache, config::ApiConfig};
 
+/// Cloned for every request (extractors, middleware), so it is one pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+#[derive(Clone)]
+pub struct Shared {
     pub db: PgPool,
     pub config: Arc<ApiConfig>,
     pub metrics: crate::metrics::Metrics,
@@ -19,11 +25,16 @@ pub struct AppState {
     pub shipping: Arc<dyn ShippingProvider>,
     /// Requests waiting for a payment's initiation job (one shared LISTEN).
     pub payment_waiters: cart_core::payments::flow_wait::PaymentWaiters,
+    /// The e-mail templates, compiled once (store name and links from the configuration).
+    pub templates: Arc<Templates>,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: ApiConfig) -> Self {
-        Self {
+        let templates = Templates::new(Branding::new(&config.store_name, &config.frontend_url))
+            // The sources are compiled into the binary and a unit test compiles them all.
+            .expect("the built-in e-mail templates compile");
+        Self(Arc::new(Shared {
             payment_waiters: cart_core::payments::flow_wait::PaymentWaiters::new(db.clone()),
             db,
             cache: CatalogCache::new(&config.cache),
@@ -31,13 +42,22 @@ impl AppState {
             metrics: crate::metrics::Metrics::global(),
             // The default provider (`SHIPPING_PROVIDER=table`): no network, deterministic.
             shipping: Arc::new(cart_core::shipping::table::TableProvider::new()),
-        }
+            templates: Arc::new(templates),
+        }))
     }
 
     /// Uses `provider` for shipping quotes (`serve` passes the one `SHIPPING_PROVIDER` names).
     pub fn with_shipping(mut self, provider: Arc<dyn ShippingProvider>) -> Self {
-        self.shipping = provider;
+        Arc::make_mut(&mut self.0).shipping = provider;
         self
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 

@@ -11,7 +11,6 @@ use axum::{
 };
 use cart_core::{
     idempotency::{self, Begin, KeyRef, Lease, StoredResponse},
-    mail::templates::{Branding, Templates},
     orders::{
         self, Actor, Order, OrderStatus, PageRequest, PublicTracking, Viewer,
         checkout::{CheckoutContext, CheckoutRequest},
@@ -55,15 +54,6 @@ pub struct OrdersQuery {
     pub all: bool,
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
-}
-
-/// The store's e-mail templates. Built per use: they are small, and this keeps them in step
-/// with the configuration the state was made with.
-fn templates(state: &AppState) -> cart_core::Result<Templates> {
-    Templates::new(Branding::new(
-        &state.config.store_name,
-        &state.config.frontend_url,
-    ))
 }
 
 /// Checkout: the caller's cart becomes an order, in one transaction (stock taken, coupon use
@@ -110,12 +100,11 @@ pub async fn place_order(
     .await
 }
 async fn checkout(state: &AppState, user_id: Uuid, body: &CheckoutRequest) -> ApiResult<Order> {
-    let templates = templates(state)?;
     let ctx = CheckoutContext {
         shipping: state.shipping.as_ref(),
         sender_cep: &state.config.shipping_sender_cep,
         payment_ttl: state.config.orders.payment_ttl,
-        templates: &templates,
+        templates: &state.templates,
     };
     let mut conn = state.db.acquire().await?;
     Ok(orders::checkout::place_order(&mut conn, &ctx, user_id, body).await?)
@@ -234,7 +223,7 @@ pub async fn ship_order(
     let mut conn = state.db.acquire().await?;
     let order = orders::lifecycle::mark_shipped(
         &mut conn,
-        &templates(&state)?,
+        &state.templates,
         id,
         &body.tracking_number,
         &body.carrier,
