@@ -222,19 +222,21 @@ pub struct CatalogCache(Arc<Inner>);
 /// How a read was served, for metrics.
 #[derive(Clone, Copy)]
 enum Outcome {
-    Hit,
+    Hit = 0,
     Miss,
     Bypass,
 }
 
 impl Outcome {
     fn record(self) {
-        let label = match self {
-            Outcome::Hit => "hit",
-            Outcome::Miss => "miss",
-            Outcome::Bypass => "bypass",
-        };
-        metrics::counter!("catalog_cache_requests_total", "result" => label).increment(1);
+        // Registered once: looking a labelled counter up costs more than the cache hit.
+        static COUNTERS: std::sync::LazyLock<[metrics::Counter; 3]> =
+            std::sync::LazyLock::new(|| {
+                ["hit", "miss", "bypass"].map(
+                    |label| metrics::counter!("catalog_cache_requests_total", "result" => label),
+                )
+            });
+        COUNTERS[self as usize].increment(1);
     }
 }
 
@@ -366,37 +368,58 @@ impl CatalogCache {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        if self.is_active() {
-            // A stale entry is dropped and the lookup retried once; if it is stale again,
-            // invalidations are outrunning loads and we read through below.
-            for _ in 0..2 {
-                let started = self.0.epoch.load(Ordering::SeqCst);
-                let mut loaded = false;
-                let entry = self
-                    .0
-                    .entries
-                    .try_get_with(key.clone(), async {
-                        loaded = true;
-                        let value = load().await?;
-                        Ok::<_, Error>(Entry {
-                            loaded_at: started,
-                            value: T::wrap(Arc::new(value)),
-                        })
+        if !self.is_active() {
+            Outcome::Bypass.record();
+            return Box::pin(load()).await.map(Arc::new);
+        }
+        // A hit needs neither the loader nor moka's coalescing, whose futures are large: they
+        // are boxed on a miss only, so a hit does not copy them around on every request.
+        if let Some(entry) = self.0.entries.get(&key).await
+            && entry.loaded_at >= self.fresh_from(&key).await
+            && let Some(value) = T::unwrap(entry.value)
+        {
+            Outcome::Hit.record();
+            return Ok(value);
+        }
+        Box::pin(self.load_coalesced(key, load)).await
+    }
+
+    /// The miss path: concurrent misses for one key load once.
+    async fn load_coalesced<T, F, Fut>(&self, key: Key, load: F) -> Result<Arc<T>, Error>
+    where
+        T: Cached,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        // A stale entry is dropped and the lookup retried once; if it is stale again,
+        // invalidations are outrunning loads and we read through below.
+        for _ in 0..2 {
+            let started = self.0.epoch.load(Ordering::SeqCst);
+            let mut loaded = false;
+            let entry = self
+                .0
+                .entries
+                .try_get_with(key.clone(), async {
+                    loaded = true;
+                    let value = load().await?;
+                    Ok::<_, Error>(Entry {
+                        loaded_at: started,
+                        value: T::wrap(Arc::new(value)),
                     })
-                    .await
-                    .map_err(unshare)?;
-                let fresh = entry.loaded_at >= self.fresh_from(&key).await;
-                if !fresh {
-                    self.0.entries.invalidate(&key).await;
-                }
-                // Our own load that raced an invalidation is as fresh as any read concurrent
-                // with that write: answer with it, but it is not kept (invalidated above).
-                if (fresh || loaded)
-                    && let Some(value) = T::unwrap(entry.value)
-                {
-                    if loaded { Outcome::Miss } else { Outcome::Hit }.record();
-                    return Ok(value);
-                }
+                })
+                .await
+                .map_err(unshare)?;
+            let fresh = entry.loaded_at >= self.fresh_from(&key).await;
+            if !fresh {
+                self.0.entries.invalidate(&key).await;
+            }
+            // Our own load that raced an invalidation is as fresh as any read concurrent
+            // with that write: answer with it, but it is not kept (invalidated above).
+            if (fresh || loaded)
+                && let Some(value) = T::unwrap(entry.value)
+            {
+                if loaded { Outcome::Miss } else { Outcome::Hit }.record();
+                return Ok(value);
             }
         }
         Outcome::Bypass.record();

@@ -269,7 +269,7 @@ impl FromRequestParts<AppState> for AuthUser {
         };
         let user = AuthUser { id: sub, role };
         parts.extensions.insert(user);
-        if let Some(slot) = parts.extensions.get::<crate::middleware::UserSlot>() {
+        if let Some(slot) = parts.extensions.get::<crate::middleware::RequestSlot>() {
             slot.set(sub);
         }
         Ok(user)

@@ -15,10 +15,11 @@ pub mod state;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{HeaderValue, Method, header},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::from_fn,
 };
-use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer};
+use tower::util::MapRequestLayer;
+use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer, timeout::TimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -70,21 +71,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (metered, unmetered, openapi) = documented_routes();
     let config = state.config.clone();
-    let request_timeout = config.request_timeout;
     rate_limit::apply(metered, &config.rate_limits)
         .merge(unmetered)
         .merge(routes::probes::docs_router(openapi))
-        .route_layer(from_fn(middleware::record_route))
+        .route_layer(MapRequestLayer::new(middleware::record_route))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(from_fn(move |req, next| {
-            middleware::bounded(request_timeout, req, next)
-        }))
+        // A bare 503, made problem+json by `observe`.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         // Outside the limits, so a refused request still carries CORS headers and its id.
         .layer(cors(&config.allowed_origins))
-        .layer(from_fn(middleware::problem_for_bare_errors))
         .layer(from_fn(middleware::observe))
         .with_state(state)
 }

@@ -1,9 +1,10 @@
-//! Cross-cutting request handling, outermost first: request id, access log and metrics,
-//! timeout, panic catching. CORS, body limit and rate limits are layered in `lib.rs`.
+//! Cross-cutting request handling: request id, access log, metrics and problem+json for
+//! framework errors, outermost; the route label, innermost. `lib.rs` layers them with CORS,
+//! body limit, panic catching, timeout and rate limits.
 
 use std::{
     sync::{Arc, OnceLock},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use axum::{
@@ -18,22 +19,27 @@ use crate::error::{ApiError, LoggedCause};
 
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Filled by the auth extractor so the access log can name the user.
+/// What is learned about a request on its way in and logged on its way out: the caller
+/// (filled by the auth extractor) and the route template (`/api/products/{id}`, filled by
+/// [`record_route`] once the router has matched), for metrics.
 #[derive(Clone, Default)]
-pub struct UserSlot(Arc<OnceLock<Uuid>>);
+pub struct RequestSlot(Arc<Facts>);
 
-impl UserSlot {
+#[derive(Default)]
+struct Facts {
+    user: OnceLock<Uuid>,
+    route: OnceLock<MatchedPath>,
+}
+
+impl RequestSlot {
     pub fn set(&self, id: Uuid) {
-        let _ = self.0.set(id);
+        let _ = self.0.user.set(id);
     }
 }
 
-/// The route template (`/api/products/{id}`), carried out on the response for metrics.
-#[derive(Clone)]
-struct RouteTemplate(MatchedPath);
-
-/// Request id, access log and metrics in one place, so every log line of the request,
-/// including the access line, carries the same id.
+/// Request id, access log, metrics and problem+json for framework errors in one place (one
+/// layer, not several: each `from_fn` layer clones the stack beneath it per request), so every
+/// log line of the request, including the access line, carries the same id.
 pub async fn observe(req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
@@ -45,28 +51,26 @@ pub async fn observe(req: Request, next: Next) -> Response {
 
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let slot = UserSlot::default();
+    let slot = RequestSlot::default();
     let mut req = req;
     req.extensions_mut().insert(slot.clone());
 
     let span = tracing::info_span!("request", request_id = %request_id);
     let started = Instant::now();
-    let mut response = {
+    let response = {
         use tracing::Instrument;
         cart_core::request_id::scope(request_id.clone(), next.run(req))
             .instrument(span.clone())
             .await
     };
     let latency = started.elapsed();
+    let mut response = problem_for_bare_error(response);
     let status = response.status();
 
-    let route = response
-        .extensions()
-        .get::<RouteTemplate>()
-        .map_or("unmatched", |r| r.0.as_str());
+    let route = slot.0.route.get().map_or("unmatched", MatchedPath::as_str);
     crate::metrics::record_request(&method, route, status, latency);
 
-    let user_id = slot.0.get().map(ToString::to_string);
+    let user_id = slot.0.user.get().map(ToString::to_string);
     let cause = response
         .extensions()
         .get::<LoggedCause>()
@@ -88,26 +92,21 @@ pub async fn observe(req: Request, next: Next) -> Response {
     response
 }
 
-/// Added with `route_layer`, where the matched route is known, to label metrics by template.
-pub async fn record_route(matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    if let Some(template) = matched {
-        response.extensions_mut().insert(RouteTemplate(template));
+/// Added with `route_layer` (as a plain request map: no clone of the route per request),
+/// where the matched route is known, to label metrics by template.
+pub fn record_route(req: Request) -> Request {
+    if let (Some(slot), Some(matched)) = (
+        req.extensions().get::<RequestSlot>(),
+        req.extensions().get::<MatchedPath>(),
+    ) {
+        let _ = slot.0.route.set(matched.clone());
     }
-    response
+    req
 }
 
-/// Bounds every request to `limit`; a handler that takes too long gets a problem+json 503.
-pub async fn bounded(limit: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout.into_response(),
-    }
-}
-
-/// Framework-generated errors (e.g. a 413 from the body limit layer) become problem+json too.
-pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+/// Framework-generated errors (e.g. a 413 from the body limit layer, the timeout's 503)
+/// become problem+json too.
+fn problem_for_bare_error(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
@@ -123,7 +122,7 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::UnsupportedMediaType("unsupported content type".into())
         }
-        StatusCode::REQUEST_TIMEOUT => ApiError::Timeout,
+        StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => ApiError::Timeout,
         s if s.is_server_error() => ApiError::Panic,
         _ => ApiError::BadRequest(status.canonical_reason().unwrap_or("bad request").into()),
     };

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{
     create::{self, AppliedCoupon, ChosenShipping, NewOrder, NewOrderItem},
     model::{Order, ShippingAddress},
-    notify, read,
+    notify,
 };
 use crate::{
     Error, Result,
@@ -57,6 +57,8 @@ const ATTEMPTS: usize = 3;
 
 struct Buyer {
     cpf: String,
+    name: String,
+    email: String,
 }
 
 /// Places the caller's cart as an order. See the module docs for the steps; errors:
@@ -73,8 +75,7 @@ pub async fn place_order(
     if service.is_empty() {
         return Err(Error::invalid("shipping_service", "must not be empty"));
     }
-    let buyer = buyer(conn, user_id).await?;
-    let address = address_of(conn, user_id, request.address_id).await?;
+    let (buyer, address) = buyer_and_address(conn, user_id, request.address_id).await?;
     let mut package = cart_package(conn, user_id).await?;
 
     for _ in 0..ATTEMPTS {
@@ -171,8 +172,12 @@ async fn write_order(
     }
     crate::cart::clear(tx, cart.user_id).await?;
 
-    let order = read::get(tx, created.id).await?;
-    notify::order_placed(tx, ctx.templates, &order).await?;
+    let order = created.order;
+    let recipient = notify::Recipient {
+        name: buyer.name.clone(),
+        email: buyer.email.clone(),
+    };
+    notify::order_placed(tx, ctx.templates, &order, recipient).await?;
     jobs::enqueue_at(
         tx,
         &ExpireOrder {
@@ -188,40 +193,52 @@ fn empty_cart() -> Error {
     Error::invalid("cart", "the cart is empty")
 }
 
-async fn buyer(conn: &mut PgConnection, user_id: Uuid) -> Result<Buyer> {
-    let cpf = sqlx::query_scalar!(
-        "SELECT cpf FROM users WHERE id = $1 AND deleted_at IS NULL",
-        user_id
+/// The buyer (with the CPF the invoice needs) and the chosen address as the order's
+/// snapshot, in one query. A missing CPF is a 422 on `cpf`; someone else's (or a missing)
+/// address is a 422 on `address_id`, the same answer either way.
+async fn buyer_and_address(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    address_id: Uuid,
+) -> Result<(Buyer, ShippingAddress)> {
+    let row = sqlx::query!(
+        r#"SELECT u.cpf, u.name, u.email,
+                  a.label AS "label?", a.recipient AS "recipient?", a.cep AS "cep?",
+                  a.street AS "street?", a.number AS "number?", a.complement AS "complement?",
+                  a.district AS "district?", a.city AS "city?", a.state AS "state?"
+           FROM users u
+           LEFT JOIN addresses a ON a.id = $2 AND a.user_id = u.id
+           WHERE u.id = $1 AND u.deleted_at IS NULL"#,
+        user_id,
+        address_id
     )
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(Error::NotFound)?;
-    match cpf {
-        Some(cpf) => Ok(Buyer { cpf }),
-        None => Err(Error::invalid(
+    let Some(cpf) = row.cpf else {
+        return Err(Error::invalid(
             "cpf",
             "add your CPF to your profile before placing an order (it goes on the invoice)",
-        )),
-    }
-}
-
-/// The caller's address as the order's snapshot. Someone else's (or a missing) address is a
-/// 422 on `address_id`, the same answer either way.
-async fn address_of(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    address_id: Uuid,
-) -> Result<ShippingAddress> {
-    sqlx::query_as!(
-        ShippingAddress,
-        "SELECT label, recipient, cep, street, number, complement, district, city, state
-         FROM addresses WHERE id = $1 AND user_id = $2",
-        address_id,
-        user_id
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| Error::invalid("address_id", "no such address in your address book"))
+        ));
+    };
+    let no_address = || Error::invalid("address_id", "no such address in your address book");
+    let address = ShippingAddress {
+        label: row.label,
+        recipient: row.recipient.ok_or_else(no_address)?,
+        cep: row.cep.ok_or_else(no_address)?,
+        street: row.street.ok_or_else(no_address)?,
+        number: row.number.ok_or_else(no_address)?,
+        complement: row.complement,
+        district: row.district.ok_or_else(no_address)?,
+        city: row.city.ok_or_else(no_address)?,
+        state: row.state.ok_or_else(no_address)?,
+    };
+    let buyer = Buyer {
+        cpf,
+        name: row.name,
+        email: row.email,
+    };
+    Ok((buyer, address))
 }
 
 /// The package of the cart as it is now, read without locks (for the quote).

@@ -5,9 +5,9 @@ use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
 use super::{
-    model::ShippingAddress,
+    model::{Order, OrderItem, ShippingAddress, ShippingInfo},
     number,
-    status::{Actor, OrderState, OrderStatus, PaymentStatus, record_event},
+    status::{Actor, OrderState, OrderStatus, PaymentStatus},
 };
 use crate::{Error, Result};
 
@@ -58,13 +58,15 @@ pub struct NewOrder {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What was written: enough for the caller to enqueue follow-up work.
+/// What was written: enough for the caller to enqueue follow-up work, and the order exactly
+/// as a read would now return it (so checkout answers without reading it back).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedOrder {
     pub id: Uuid,
     pub number: String,
     pub total_cents: i64,
     pub expires_at: DateTime<Utc>,
+    pub order: Order,
 }
 
 /// How many random numbers to try before giving up; with 40 random bits a single clash is
@@ -91,12 +93,12 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
     let id = Uuid::now_v7();
     let initial = OrderState::new(OrderStatus::PendingPayment, PaymentStatus::PendingPayment);
 
-    let mut number = None;
+    let mut written = None;
     for _ in 0..NUMBER_ATTEMPTS {
         let candidate = number::generate();
         // ON CONFLICT on the number only: a clash is retried without aborting the
         // caller's transaction.
-        let inserted = sqlx::query_scalar!(
+        let inserted = sqlx::query!(
             r#"INSERT INTO orders
                    (id, number, user_id, status, payment_status,
                     subtotal_cents, discount_cents, shipping_cents, total_cents,
@@ -105,7 +107,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
                     recipient_cpf, expires_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                ON CONFLICT (number) DO NOTHING
-               RETURNING number"#,
+               RETURNING number, created_at, updated_at"#,
             id,
             candidate,
             new.user_id,
@@ -127,11 +129,11 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
         .fetch_optional(&mut *conn)
         .await?;
         if inserted.is_some() {
-            number = inserted;
+            written = inserted;
             break;
         }
     }
-    let number = number.ok_or_else(|| anyhow::anyhow!("no free order number found"))?;
+    let written = written.ok_or_else(|| anyhow::anyhow!("no free order number found"))?;
 
     let mut product_ids = Vec::with_capacity(new.items.len());
     let mut skus = Vec::with_capacity(new.items.len());
@@ -151,12 +153,21 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
         ncms.push(item.ncm.clone());
         weights.push(item.weight_grams);
     }
+    // The items and the creation event in one statement (one round trip fewer per checkout);
+    // the event row is what `status::record_event` writes for every later transition.
+    let actor = Actor::User(new.user_id).to_string();
     sqlx::query!(
-        r#"INSERT INTO order_items
-               (order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents,
-                ncm, weight_grams)
-           SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[],
-                                    $6::int[], $7::bigint[], $8::text[], $9::int[])"#,
+        r#"WITH items AS (
+               INSERT INTO order_items
+                   (order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents,
+                    ncm, weight_grams)
+               SELECT $1, * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[],
+                                        $6::int[], $7::bigint[], $8::text[], $9::int[])
+           )
+           INSERT INTO order_events
+               (order_id, from_status, to_status, from_payment_status, to_payment_status,
+                actor, reason, request_id)
+           VALUES ($1, NULL, $10, NULL, $11, $12, 'order placed', $13)"#,
         id,
         &product_ids,
         &skus,
@@ -166,24 +177,58 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
         &line_totals,
         &ncms as &[Option<String>],
         &weights as &[Option<i32>],
+        initial.status as OrderStatus,
+        initial.payment as PaymentStatus,
+        actor,
+        crate::request_id::current(),
     )
     .execute(&mut *conn)
     .await?;
 
-    record_event(
-        conn,
+    let mut items: Vec<OrderItem> = new
+        .items
+        .iter()
+        .map(|item| {
+            Ok(OrderItem {
+                product_id: item.product_id,
+                sku: item.sku.clone(),
+                name: item.name.clone(),
+                unit_price_cents: item.unit_price_cents,
+                quantity: item.quantity,
+                line_total_cents: item.line_total_cents()?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    // In the order reads give them (byte order of the SKU, as `COLLATE "C"`).
+    items.sort_by(|a, b| (&a.sku, a.product_id).cmp(&(&b.sku, b.product_id)));
+    let order = Order {
         id,
-        None,
-        initial,
-        Actor::User(new.user_id),
-        "order placed",
-    )
-    .await?;
+        number: written.number.clone(),
+        status: initial.status,
+        payment_status: initial.payment,
+        items,
+        subtotal_cents: subtotal,
+        discount_cents: discount,
+        shipping_cents: new.shipping.price_cents,
+        total_cents: total,
+        coupon_code: new.coupon.as_ref().map(|c| c.code.clone()),
+        shipping: ShippingInfo {
+            carrier: new.shipping.carrier.clone(),
+            service: new.shipping.service.clone(),
+            days: new.shipping.days,
+            address: new.shipping.address.clone(),
+        },
+        tracking_number: None,
+        carrier: None,
+        created_at: written.created_at,
+        updated_at: written.updated_at,
+    };
 
     Ok(CreatedOrder {
         id,
-        number,
+        number: written.number,
         total_cents: total,
         expires_at: new.expires_at,
+        order,
     })
 }

@@ -25,19 +25,24 @@ async fn recipient(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<(St
     Ok(row.map(|r| (r.name, r.email)))
 }
 
-/// Enqueues the "order placed" e-mail (key `order_placed:<order id>`).
+/// Who an e-mail goes to.
+pub struct Recipient {
+    pub name: String,
+    pub email: String,
+}
+
+/// Enqueues the "order placed" e-mail (key `order_placed:<order id>`) to the buyer, whom
+/// checkout has already read.
 pub async fn order_placed(
     conn: &mut PgConnection,
     templates: &Templates,
     order: &Order,
+    to: Recipient,
 ) -> Result<()> {
-    let Some((customer_name, email)) = recipient(conn, order.id).await? else {
-        return Ok(());
-    };
     let message = templates.order_placed(
-        &email,
+        &to.email,
         &OrderPlaced {
-            customer_name,
+            customer_name: to.name,
             order_id: order.id,
             order_number: order.number.clone(),
             items: order

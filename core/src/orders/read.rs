@@ -229,7 +229,7 @@ async fn items_of(
     let rows = sqlx::query!(
         r#"SELECT order_id, product_id, sku, name, unit_price_cents, quantity, line_total_cents
            FROM order_items WHERE order_id = ANY($1)
-           ORDER BY order_id, sku, product_id"#,
+           ORDER BY order_id, sku COLLATE "C", product_id"#,
         order_ids,
     )
     .fetch_all(&mut *conn)

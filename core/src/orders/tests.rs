@@ -143,6 +143,9 @@ async fn a_new_order_keeps_its_snapshots_and_totals(pool: PgPool) {
     let order = new_order(&mut conn, user).await;
     let created = create::insert(&mut conn, &order).await.unwrap();
     let order = read::get(&mut conn, created.id).await.unwrap();
+    // Checkout answers with the order as written, without reading it back: it must be the
+    // very order a read returns.
+    assert_eq!(created.order, order);
 
     assert_eq!(order.number, created.number);
     assert!(order.number.starts_with("CART-"));
