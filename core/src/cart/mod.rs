@@ -63,6 +63,16 @@ pub struct Cart {
 
 /// The caller's cart with current prices and stock (empty when they have none).
 pub async fn get(conn: &mut PgConnection, user_id: Uuid) -> Result<Cart> {
+    let coupon_id = sqlx::query_scalar!("SELECT coupon_id FROM carts WHERE user_id = $1", user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .flatten();
+    assemble(conn, user_id, coupon_id).await
+}
+
+/// The cart's lines and totals, with the coupon `carts.coupon_id` holds (a coupon deleted
+/// since is ignored). Writers pass the id they got from [`lock_cart`], which saves a query.
+async fn assemble(conn: &mut PgConnection, user_id: Uuid, coupon_id: Option<Uuid>) -> Result<Cart> {
     let rows = sqlx::query!(
         r#"SELECT ci.product_id, p.name, p.price_cents, ci.quantity, p.stock
            FROM cart_items ci JOIN products p ON p.id = ci.product_id
@@ -85,17 +95,17 @@ pub async fn get(conn: &mut PgConnection, user_id: Uuid) -> Result<Cart> {
         .collect();
     let subtotal_cents: i64 = items.iter().map(|l| l.line_total_cents).sum();
 
-    let coupon_id = sqlx::query_scalar!(
-        "SELECT c.id FROM carts JOIN coupons c ON c.id = carts.coupon_id
-         WHERE carts.user_id = $1 AND c.deleted_at IS NULL",
-        user_id
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let (coupon, discount_cents) = match coupon_id {
+    let coupon = match coupon_id {
+        Some(id) => match coupons::get(conn, id).await {
+            Ok(coupon) => Some(coupon),
+            Err(Error::NotFound) => None,
+            Err(other) => return Err(other),
+        },
+        None => None,
+    };
+    let (coupon, discount_cents) = match coupon {
         None => (None, 0),
-        Some(id) => {
-            let coupon = coupons::get(conn, id).await?;
+        Some(coupon) => {
             let reason = coupons::check(conn, &coupon, user_id, subtotal_cents).await?;
             let discount = match reason {
                 None => coupons::discount_cents(coupon.kind, coupon.value, subtotal_cents),
@@ -137,15 +147,17 @@ fn validate_quantity(quantity: i64, min: i64) -> Result<i32> {
 }
 
 /// Creates the cart row if needed and locks it: a user's cart changes one at a time.
-async fn lock_cart(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
-    sqlx::query!(
+/// Returns the id of the attached coupon, if any.
+async fn lock_cart(conn: &mut PgConnection, user_id: Uuid) -> Result<Option<Uuid>> {
+    let coupon_id = sqlx::query_scalar!(
         "INSERT INTO carts (user_id) VALUES ($1)
-         ON CONFLICT (user_id) DO UPDATE SET updated_at = now()",
+         ON CONFLICT (user_id) DO UPDATE SET updated_at = now()
+         RETURNING coupon_id",
         user_id
     )
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(())
+    Ok(coupon_id)
 }
 
 /// Stock of a live product; `NotFound` for unknown or deleted ones.
@@ -178,17 +190,21 @@ pub async fn add_item(
 ) -> Result<Cart> {
     let quantity = validate_quantity(quantity, 1)?;
     let mut tx = conn.begin().await?;
-    let stock = live_stock(&mut tx, product_id).await?;
-    lock_cart(&mut tx, user_id).await?;
-    let existing = sqlx::query_scalar!(
-        "SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2",
+    // The cart first: what it already holds is read under its lock.
+    let coupon_id = lock_cart(&mut tx, user_id).await?;
+    let line = sqlx::query!(
+        r#"SELECT p.stock,
+                  (SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = p.id)
+                      AS "existing?"
+           FROM products p WHERE p.id = $2 AND p.deleted_at IS NULL"#,
         user_id,
         product_id
     )
     .fetch_optional(&mut *tx)
     .await?
-    .unwrap_or(0);
-    let wanted = i64::from(existing) + i64::from(quantity);
+    .ok_or(Error::NotFound)?;
+    let stock = line.stock;
+    let wanted = i64::from(line.existing.unwrap_or(0)) + i64::from(quantity);
     let wanted = validate_quantity(wanted, 1)?;
     ensure_in_stock(i64::from(wanted), stock)?;
     sqlx::query!(
@@ -200,7 +216,7 @@ pub async fn add_item(
     )
     .execute(&mut *tx)
     .await?;
-    let cart = get(&mut tx, user_id).await?;
+    let cart = assemble(&mut tx, user_id, coupon_id).await?;
     tx.commit().await?;
     Ok(cart)
 }
@@ -214,8 +230,9 @@ pub async fn set_quantity(
 ) -> Result<Cart> {
     let quantity = validate_quantity(quantity, 0)?;
     let mut tx = conn.begin().await?;
+    let coupon_id;
     if quantity == 0 {
-        lock_cart(&mut tx, user_id).await?;
+        coupon_id = lock_cart(&mut tx, user_id).await?;
         let removed = sqlx::query!(
             "DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2",
             user_id,
@@ -231,7 +248,7 @@ pub async fn set_quantity(
     } else {
         let stock = live_stock(&mut tx, product_id).await?;
         ensure_in_stock(i64::from(quantity), stock)?;
-        lock_cart(&mut tx, user_id).await?;
+        coupon_id = lock_cart(&mut tx, user_id).await?;
         sqlx::query!(
             "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
              ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity",
@@ -242,7 +259,7 @@ pub async fn set_quantity(
         .execute(&mut *tx)
         .await?;
     }
-    let cart = get(&mut tx, user_id).await?;
+    let cart = assemble(&mut tx, user_id, coupon_id).await?;
     tx.commit().await?;
     Ok(cart)
 }
@@ -263,8 +280,8 @@ pub async fn remove_item(conn: &mut PgConnection, user_id: Uuid, product_id: Uui
     if removed == 0 {
         return Err(Error::NotFound);
     }
-    lock_cart(&mut tx, user_id).await?;
-    let cart = get(&mut tx, user_id).await?;
+    let coupon_id = lock_cart(&mut tx, user_id).await?;
+    let cart = assemble(&mut tx, user_id, coupon_id).await?;
     tx.commit().await?;
     Ok(cart)
 }

@@ -57,21 +57,78 @@ pub async fn enqueue_at<J: Job>(
     job: &J,
     run_at: Option<DateTime<Utc>>,
 ) -> Result<Option<String>> {
-    let envelope = Envelope {
-        request_id: crate::request_id::current(),
-        payload: job,
-    };
-    let bytes = serde_json::to_vec(&envelope)
-        .map_err(|e| anyhow::anyhow!("serialising {} job: {e}", J::NAME))?;
+    let job = Encoded::new(job, run_at)?;
     insert_raw(
         conn,
-        J::NAME,
-        &bytes,
-        J::MAX_ATTEMPTS,
-        run_at,
-        job.idempotency_key().as_deref(),
+        job.kind,
+        &job.envelope,
+        job.max_attempts,
+        job.run_at,
+        job.idempotency_key.as_deref(),
     )
     .await
+}
+
+/// A job ready to insert, for [`enqueue_all`].
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    kind: &'static str,
+    envelope: Vec<u8>,
+    max_attempts: i32,
+    run_at: Option<DateTime<Utc>>,
+    idempotency_key: Option<String>,
+}
+
+impl Encoded {
+    /// `job`, in its envelope with the current request id, not to run before `run_at`.
+    pub fn new<J: Job>(job: &J, run_at: Option<DateTime<Utc>>) -> Result<Self> {
+        let envelope = Envelope {
+            request_id: crate::request_id::current(),
+            payload: job,
+        };
+        let envelope = serde_json::to_vec(&envelope)
+            .map_err(|e| anyhow::anyhow!("serialising {} job: {e}", J::NAME))?;
+        Ok(Self {
+            kind: J::NAME,
+            envelope,
+            max_attempts: J::MAX_ATTEMPTS,
+            run_at,
+            idempotency_key: job.idempotency_key(),
+        })
+    }
+}
+
+/// Enqueues several jobs in one statement (one round trip), each exactly as [`enqueue_at`]
+/// would, duplicates by idempotency key skipped. Returns how many were inserted.
+pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[Encoded]) -> Result<u64> {
+    let ids: Vec<String> = jobs.iter().map(|_| ulid::Ulid::new().to_string()).collect();
+    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind).collect();
+    let envelopes: Vec<&[u8]> = jobs.iter().map(|j| j.envelope.as_slice()).collect();
+    let max_attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
+    let run_at: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.run_at).collect();
+    let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
+    let inserted = sqlx::query!(
+        r#"
+        INSERT INTO apalis.jobs
+            (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata,
+             idempotency_key)
+        SELECT j.id, j.kind, j.job, 'Pending', 0, j.max_attempts, COALESCE(j.run_at, now()), 0,
+               ''::hstore, j.key
+        FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int[], $5::timestamptz[],
+                    $6::text[]) AS j(id, kind, job, max_attempts, run_at, key)
+        ON CONFLICT (job_type, idempotency_key) DO NOTHING
+        "#,
+        &ids,
+        &kinds as &[&str],
+        &envelopes as &[&[u8]],
+        &max_attempts,
+        &run_at as &[Option<DateTime<Utc>>],
+        &keys as &[Option<&str>],
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted)
 }
 
 /// Inserts an already-encoded job (the operator CLI's `enqueue` uses this directly).

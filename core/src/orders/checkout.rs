@@ -177,13 +177,16 @@ async fn write_order(
         name: buyer.name.clone(),
         email: buyer.email.clone(),
     };
-    notify::order_placed(tx, ctx.templates, &order, recipient).await?;
-    jobs::enqueue_at(
+    let placed_email = notify::order_placed(ctx.templates, &order, recipient)?;
+    let expiry = ExpireOrder {
+        order_id: created.id,
+    };
+    jobs::enqueue_all(
         tx,
-        &ExpireOrder {
-            order_id: created.id,
-        },
-        Some(created.expires_at),
+        &[
+            jobs::Encoded::new(&placed_email, None)?,
+            jobs::Encoded::new(&expiry, Some(created.expires_at))?,
+        ],
     )
     .await?;
     Ok(order)

@@ -31,14 +31,9 @@ pub struct Recipient {
     pub email: String,
 }
 
-/// Enqueues the "order placed" e-mail (key `order_placed:<order id>`) to the buyer, whom
-/// checkout has already read.
-pub async fn order_placed(
-    conn: &mut PgConnection,
-    templates: &Templates,
-    order: &Order,
-    to: Recipient,
-) -> Result<()> {
+/// The "order placed" e-mail job (key `order_placed:<order id>`) to the buyer, whom checkout
+/// has already read; checkout enqueues it with its other jobs in one statement.
+pub fn order_placed(templates: &Templates, order: &Order, to: Recipient) -> Result<SendEmail> {
     let message = templates.order_placed(
         &to.email,
         &OrderPlaced {
@@ -61,12 +56,10 @@ pub async fn order_placed(
             total_cents: order.total_cents,
         },
     )?;
-    let job = SendEmail {
+    Ok(SendEmail {
         message,
         key: Some(format!("order_placed:{}", order.id)),
-    };
-    jobs::enqueue(conn, &job).await?;
-    Ok(())
+    })
 }
 
 /// Enqueues the "order shipped" e-mail (key `order_shipped:<order id>`).
