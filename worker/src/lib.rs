@@ -18,6 +18,7 @@ pub mod retry;
 pub mod runner;
 pub mod store;
 pub mod tickers;
+mod wakeup;
 
 pub use deps::{Deps, JobSettings};
 pub use registry::Registry;

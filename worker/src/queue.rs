@@ -2,8 +2,9 @@
 //! apalis-notes asks for, and kept alive by a supervisor that restarts it with backoff.
 //!
 //! - The queue name is `Job::NAME` (apalis would default to the Rust type path).
-//! - Wake-up is LISTEN/NOTIFY (`with_pubsub`) plus polling, so scheduled retries and jobs
-//!   whose notification was missed still start within one poll interval.
+//! - Wake-up is LISTEN/NOTIFY plus polling, so scheduled retries still start within one poll
+//!   interval; a notification that arrives during a fetch is re-checked shortly after
+//!   (`wakeup`), so it is not left for the next poll.
 //! - Heartbeat every few seconds with two misses allowed: a killed worker's jobs are taken
 //!   over by another worker in about `2 × heartbeat` (apalis' default is five minutes).
 //! - Batch size equals the concurrency: a worker never holds jobs it cannot start soon.
@@ -18,9 +19,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use apalis::prelude::BackendExt;
-use apalis::prelude::{WorkerBuilder, WorkerBuilderExt, WorkerContext, WorkerError};
-use apalis_postgres::PostgresStorage;
+use apalis::prelude::{
+    BackendExt, PollWith, StreamStrategy, WorkerBuilder, WorkerBuilderExt, WorkerContext,
+    WorkerError,
+};
+use apalis_postgres::{PostgresStorage, Pubsub};
 use backon::BackoffBuilder;
 use futures::{FutureExt, future::BoxFuture};
 use serde_json::Value;
@@ -31,6 +34,7 @@ use crate::{
     deps::Deps,
     handler::{JobHandler, JobService},
     metrics,
+    wakeup::Recheck,
 };
 
 /// How a queue worker claims jobs.
@@ -81,10 +85,13 @@ pub(crate) fn start_worker<J: JobHandler>(
         .lock_tasks(true);
     // The payload is decoded by our handler, not by apalis: apalis ends the whole worker on
     // a payload it cannot decode, while our handler fails just that job, permanently.
-    let backend = PostgresStorage::<Value>::new(&pool)
-        .with_config(config)
-        .with_pubsub()
-        .poll_with_interval(settings.poll_interval);
+    // Notifications (re-checked shortly after each, see `wakeup`), then polling.
+    let notifications = Pubsub::new(pool.clone(), J::NAME.to_owned());
+    let backend = PollWith::new(
+        PostgresStorage::<Value>::new(&pool).with_config(config),
+        Recheck::new(StreamStrategy::new(notifications)),
+    )
+    .poll_with_interval(settings.poll_interval);
     WorkerBuilder::new(&ctx)
         .backend(backend)
         .concurrency(concurrency)
