@@ -74,44 +74,42 @@ fn method_label(method: &Method) -> &'static str {
 pub fn record_request(method: &Method, route: &str, status: StatusCode, latency: Duration) {
     let method = method_label(method);
     let status = status.as_u16();
-    let find = |handles: &HashMap<Box<str>, Vec<RequestHandles>>| {
-        handles.get(route).and_then(|pairs| {
-            pairs
-                .iter()
-                .find(|h| h.method == method && h.status == status)
-                .map(|h| (h.count.clone(), h.duration.clone()))
-        })
+    let record = |handles: &HashMap<Box<str>, Vec<RequestHandles>>| {
+        let known = handles
+            .get(route)?
+            .iter()
+            .find(|h| h.method == method && h.status == status)?;
+        known.count.increment(1);
+        known.duration.record(latency);
+        Some(())
     };
-    let known = REQUEST_HANDLES
+    if REQUEST_HANDLES
         .read()
         .ok()
-        .and_then(|handles| find(&handles));
-    let (count, duration) = match known {
-        Some(found) => found,
-        None => {
-            let labels = [
-                ("method", method.to_owned()),
-                ("route", route.to_owned()),
-                ("status", status.to_string()),
-            ];
-            let count = metrics::counter!("http_requests_total", &labels);
-            let duration = metrics::histogram!("http_request_duration_seconds", &labels[..2]);
-            if let Ok(mut handles) = REQUEST_HANDLES.write()
-                && find(&handles).is_none()
-            {
-                handles
-                    .entry(route.into())
-                    .or_default()
-                    .push(RequestHandles {
-                        method,
-                        status,
-                        count: count.clone(),
-                        duration: duration.clone(),
-                    });
-            }
-            (count, duration)
-        }
+        .and_then(|handles| record(&handles))
+        .is_some()
+    {
+        return;
+    }
+    // First request of this kind: register its handles, unless another request just did.
+    let Ok(mut handles) = REQUEST_HANDLES.write() else {
+        return;
     };
-    count.increment(1);
-    duration.record(latency);
+    if record(&handles).is_some() {
+        return;
+    }
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    let fresh = RequestHandles {
+        method,
+        status,
+        count: metrics::counter!("http_requests_total", &labels),
+        duration: metrics::histogram!("http_request_duration_seconds", &labels[..2]),
+    };
+    fresh.count.increment(1);
+    fresh.duration.record(latency);
+    handles.entry(route.into()).or_default().push(fresh);
 }

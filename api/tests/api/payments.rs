@@ -821,12 +821,11 @@ async fn an_open_circuit_defers_the_initiation_without_spending_an_attempt(pool:
         ("GO_TO_PROPAY_SECRET", "go-to-propay-secret"),
     ]);
     // One failure opens the circuit; the worker's retry (at most 300 ms later) comes while it
-    // is open, with many seconds to spare on a busy machine (6 s once proved too few with the
-    // whole suite running on two cores).
+    // is open, with seconds to spare on a busy machine.
     settings.breaker = CircuitBreaker::new(BreakerConfig {
         threshold: 1,
         window: Duration::from_secs(60),
-        cooldown: Duration::from_secs(15),
+        cooldown: Duration::from_secs(6),
     });
     settings.wait = Duration::from_millis(200);
     let world = World::start(pool, settings, true).await;
@@ -845,6 +844,18 @@ async fn an_open_circuit_defers_the_initiation_without_spending_an_attempt(pool:
             .await
             .unwrap();
         status == "pending"
+    })
+    .await;
+    // apalis writes the attempt count with its acknowledgement, after the handler's effect
+    // is visible: wait for it before counting.
+    eventually("the initiation job acknowledged", SETTLE, || async {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM apalis.jobs WHERE idempotency_key = $1")
+                .bind(&key)
+                .fetch_optional(&app.pool)
+                .await
+                .unwrap();
+        status.as_deref() == Some("Done")
     })
     .await;
     let history: Vec<(i32, bool, String)> = sqlx::query_as(

@@ -83,11 +83,7 @@ pub async fn lock_for_checkout(conn: &mut PgConnection, user_id: Uuid) -> Result
     .fetch_all(&mut *conn)
     .await?;
     let coupon = match coupon_id {
-        Some(id) => match crate::coupons::get(conn, id).await {
-            Ok(coupon) => Some(coupon),
-            Err(crate::Error::NotFound) => None,
-            Err(other) => return Err(other),
-        },
+        Some(id) => crate::coupons::find(conn, id).await?,
         None => None,
     };
     Ok(LockedCart {

@@ -96,11 +96,7 @@ async fn assemble(conn: &mut PgConnection, user_id: Uuid, coupon_id: Option<Uuid
     let subtotal_cents: i64 = items.iter().map(|l| l.line_total_cents).sum();
 
     let coupon = match coupon_id {
-        Some(id) => match coupons::get(conn, id).await {
-            Ok(coupon) => Some(coupon),
-            Err(Error::NotFound) => None,
-            Err(other) => return Err(other),
-        },
+        Some(id) => coupons::find(conn, id).await?,
         None => None,
     };
     let (coupon, discount_cents) = match coupon {

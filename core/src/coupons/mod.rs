@@ -232,7 +232,12 @@ pub async fn soft_delete(conn: &mut PgConnection, id: Uuid) -> Result<()> {
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Coupon> {
-    sqlx::query_as!(
+    find(conn, id).await?.ok_or(Error::NotFound)
+}
+
+/// A live coupon by id, `None` when there is none (or it was deleted).
+pub async fn find(conn: &mut PgConnection, id: Uuid) -> Result<Option<Coupon>> {
+    Ok(sqlx::query_as!(
         Coupon,
         r#"SELECT id, code, kind AS "kind: CouponKind", value, min_subtotal_cents, max_uses,
                max_uses_per_user, uses, starts_at, ends_at, active
@@ -240,8 +245,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Coupon> {
         id
     )
     .fetch_optional(conn)
-    .await?
-    .ok_or(Error::NotFound)
+    .await?)
 }
 
 /// A live coupon by code, case-insensitively.

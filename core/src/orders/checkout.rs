@@ -57,8 +57,8 @@ const ATTEMPTS: usize = 3;
 
 struct Buyer {
     cpf: String,
-    name: String,
-    email: String,
+    /// For the "order placed" e-mail.
+    contact: notify::Recipient,
 }
 
 /// Places the caller's cart as an order. See the module docs for the steps; errors:
@@ -173,11 +173,7 @@ async fn write_order(
     crate::cart::clear(tx, cart.user_id).await?;
 
     let order = created.order;
-    let recipient = notify::Recipient {
-        name: buyer.name.clone(),
-        email: buyer.email.clone(),
-    };
-    let placed_email = notify::order_placed(ctx.templates, &order, recipient)?;
+    let placed_email = notify::order_placed(ctx.templates, &order, &buyer.contact)?;
     let expiry = ExpireOrder {
         order_id: created.id,
     };
@@ -238,8 +234,10 @@ async fn buyer_and_address(
     };
     let buyer = Buyer {
         cpf,
-        name: row.name,
-        email: row.email,
+        contact: notify::Recipient {
+            name: row.name,
+            email: row.email,
+        },
     };
     Ok((buyer, address))
 }

@@ -79,12 +79,25 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
     if new.items.is_empty() {
         return Err(Error::invalid("cart", "the cart is empty"));
     }
-    let mut subtotal: i64 = 0;
-    for item in &new.items {
-        subtotal = subtotal
-            .checked_add(item.line_total_cents()?)
-            .ok_or_else(|| Error::invalid("items", "subtotal is too large"))?;
-    }
+    // The lines as sold, each total computed once: for the subtotal, the insert and the answer.
+    let mut items: Vec<OrderItem> = new
+        .items
+        .iter()
+        .map(|item| {
+            Ok(OrderItem {
+                product_id: item.product_id,
+                sku: item.sku.clone(),
+                name: item.name.clone(),
+                unit_price_cents: item.unit_price_cents,
+                quantity: item.quantity,
+                line_total_cents: item.line_total_cents()?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let subtotal = items
+        .iter()
+        .try_fold(0_i64, |sum, item| sum.checked_add(item.line_total_cents))
+        .ok_or_else(|| Error::invalid("items", "subtotal is too large"))?;
     let discount = new
         .coupon
         .as_ref()
@@ -140,7 +153,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
     let mut names = Vec::with_capacity(new.items.len());
     let mut prices = Vec::with_capacity(new.items.len());
     let mut quantities = Vec::with_capacity(new.items.len());
-    let mut line_totals = Vec::with_capacity(new.items.len());
+    let line_totals: Vec<i64> = items.iter().map(|item| item.line_total_cents).collect();
     let mut ncms = Vec::with_capacity(new.items.len());
     let mut weights = Vec::with_capacity(new.items.len());
     for item in &new.items {
@@ -149,7 +162,6 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
         names.push(item.name.clone());
         prices.push(item.unit_price_cents);
         quantities.push(item.quantity);
-        line_totals.push(item.line_total_cents()?);
         ncms.push(item.ncm.clone());
         weights.push(item.weight_grams);
     }
@@ -185,20 +197,6 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
     .execute(&mut *conn)
     .await?;
 
-    let mut items: Vec<OrderItem> = new
-        .items
-        .iter()
-        .map(|item| {
-            Ok(OrderItem {
-                product_id: item.product_id,
-                sku: item.sku.clone(),
-                name: item.name.clone(),
-                unit_price_cents: item.unit_price_cents,
-                quantity: item.quantity,
-                line_total_cents: item.line_total_cents()?,
-            })
-        })
-        .collect::<Result<_>>()?;
     // In the order reads give them (byte order of the SKU, as `COLLATE "C"`).
     items.sort_by(|a, b| (&a.sku, a.product_id).cmp(&(&b.sku, b.product_id)));
     let order = Order {

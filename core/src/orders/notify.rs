@@ -13,8 +13,8 @@ use crate::{
     mail::templates::{OrderLine, OrderPlaced, OrderShipped, Templates},
 };
 
-/// The order owner's name and e-mail address, unless the account was anonymised.
-async fn recipient(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<(String, String)>> {
+/// The order owner, unless the account was anonymised.
+async fn recipient(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Recipient>> {
     let row = sqlx::query!(
         "SELECT u.name, u.email FROM orders o JOIN users u ON u.id = o.user_id
          WHERE o.id = $1 AND u.deleted_at IS NULL",
@@ -22,7 +22,10 @@ async fn recipient(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<(St
     )
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| (r.name, r.email)))
+    Ok(row.map(|r| Recipient {
+        name: r.name,
+        email: r.email,
+    }))
 }
 
 /// Who an e-mail goes to.
@@ -33,11 +36,11 @@ pub struct Recipient {
 
 /// The "order placed" e-mail job (key `order_placed:<order id>`) to the buyer, whom checkout
 /// has already read; checkout enqueues it with its other jobs in one statement.
-pub fn order_placed(templates: &Templates, order: &Order, to: Recipient) -> Result<SendEmail> {
+pub fn order_placed(templates: &Templates, order: &Order, to: &Recipient) -> Result<SendEmail> {
     let message = templates.order_placed(
         &to.email,
         &OrderPlaced {
-            customer_name: to.name,
+            customer_name: to.name.clone(),
             order_id: order.id,
             order_number: order.number.clone(),
             items: order
@@ -68,13 +71,13 @@ pub async fn order_shipped(
     templates: &Templates,
     order: &Order,
 ) -> Result<()> {
-    let Some((customer_name, email)) = recipient(conn, order.id).await? else {
+    let Some(to) = recipient(conn, order.id).await? else {
         return Ok(());
     };
     let message = templates.order_shipped(
-        &email,
+        &to.email,
         &OrderShipped {
-            customer_name,
+            customer_name: to.name,
             order_id: order.id,
             order_number: order.number.clone(),
             carrier: order
