@@ -4,8 +4,10 @@
 //! latency of the checkout request, and every other answer by status.
 //!
 //! Usage: `checkout-load --api http://127.0.0.1:18090 --buyers 32 --products-file ids.txt
-//!         --seconds 10 [--accepted-file orders.txt] [--request-timeout 35]`
+//!         --seconds 10 [--accepted-file orders.txt] [--ready-file ready] [--request-timeout 35]`
 //!
+//! With `--ready-file`, that file is created once every buyer is registered and the timed run
+//! begins, so a fault test can wait for it before it breaks anything.
 //! With `--accepted-file`, the id of every order the API accepted (201) is written there, one
 //! per line, so a fault test can check afterwards that none was lost.
 
@@ -34,6 +36,8 @@ struct Args {
     seconds: u64,
     #[arg(long)]
     accepted_file: Option<std::path::PathBuf>,
+    #[arg(long)]
+    ready_file: Option<std::path::PathBuf>,
     /// Client-side limit for one request; a request that takes longer counts as hung.
     #[arg(long, default_value_t = 35)]
     request_timeout: u64,
@@ -163,9 +167,19 @@ async fn main() -> anyhow::Result<()> {
     let api = args.api.trim_end_matches('/').to_owned();
     let service = shipping_service(&client, &api, &products[0]).await?;
 
+    // Registration hashes a password (Argon2id, deliberately slow): register everyone at once.
+    let registrations: Vec<_> = (0..args.buyers)
+        .map(|n| {
+            let (client, api) = (client.clone(), api.clone());
+            tokio::spawn(async move { register(&client, &api, n).await })
+        })
+        .collect();
     let mut buyers = Vec::new();
-    for n in 0..args.buyers {
-        buyers.push(register(&client, &api, n).await?);
+    for registration in registrations {
+        buyers.push(registration.await??);
+    }
+    if let Some(path) = &args.ready_file {
+        std::fs::File::create(path)?;
     }
 
     let tally = Arc::new(Mutex::new(Tally::default()));
