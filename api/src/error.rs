@@ -168,7 +168,7 @@ impl ApiError {
                     p
                 }
                 E::Db(err) => {
-                    let pool_exhausted = matches!(err, sqlx::Error::PoolTimedOut);
+                    let pool_exhausted = database_unavailable(&err);
                     // 22021: text PostgreSQL cannot store (a NUL), e.g. in a query parameter;
                     // the statement failed, so nothing was written.
                     let unstorable_text = err
@@ -304,5 +304,39 @@ pub fn problem_response(err: ApiError) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         problem_response(self)
+    }
+}
+
+/// Errors that say the database is away for now (pool exhausted, connection lost, server
+/// restarting or refusing connections), not that this request is wrong: a retry will do.
+fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 53: insufficient resources (too many connections);
+            // 57P01–57P03: admin or crash shutdown, server not accepting connections yet.
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_unavailable;
+
+    #[test]
+    fn a_lost_connection_or_a_full_pool_is_unavailability_not_a_bug() {
+        assert!(database_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(database_unavailable(&sqlx::Error::Io(
+            std::io::Error::other("broken pipe")
+        )));
+        assert!(!database_unavailable(&sqlx::Error::RowNotFound));
+        assert!(!database_unavailable(&sqlx::Error::ColumnNotFound(
+            "x".into()
+        )));
     }
 }

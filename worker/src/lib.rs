@@ -13,6 +13,7 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod queue;
+mod queue_backend;
 pub mod registry;
 pub mod retry;
 pub mod runner;

@@ -23,10 +23,9 @@ use apalis::prelude::{
     BackendExt, PollWith, StreamStrategy, WorkerBuilder, WorkerBuilderExt, WorkerContext,
     WorkerError,
 };
-use apalis_postgres::{PostgresStorage, Pubsub};
+use apalis_postgres::Pubsub;
 use backon::BackoffBuilder;
 use futures::{FutureExt, future::BoxFuture};
-use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -34,6 +33,7 @@ use crate::{
     deps::Deps,
     handler::{JobHandler, JobService},
     metrics,
+    queue_backend::QueueBackend,
     wakeup::Recheck,
 };
 
@@ -79,25 +79,25 @@ pub(crate) fn start_worker<J: JobHandler>(
         .queue(J::NAME)
         .batch_size(concurrency)
         .heartbeat_interval(settings.heartbeat_interval)
-        .missed_heartbeats(settings.missed_heartbeats)
-        // Both are needed: results move a row to Done/Failed/Killed, locks mark it Running.
-        .persist_results(true)
-        .lock_tasks(true);
+        .missed_heartbeats(settings.missed_heartbeats);
     // The payload is decoded by our handler, not by apalis: apalis ends the whole worker on
     // a payload it cannot decode, while our handler fails just that job, permanently.
     // Notifications (re-checked shortly after each, see `wakeup`), then polling.
+    let (storage, acks) = QueueBackend::new(&pool, config, &ctx);
     let notifications = Pubsub::new(pool.clone(), J::NAME.to_owned());
-    let backend = PollWith::new(
-        PostgresStorage::<Value>::new(&pool).with_config(config),
-        Recheck::new(StreamStrategy::new(notifications)),
-    )
-    .poll_with_interval(settings.poll_interval);
-    WorkerBuilder::new(&ctx)
+    let backend = PollWith::new(storage, Recheck::new(StreamStrategy::new(notifications)))
+        .poll_with_interval(settings.poll_interval);
+    let worker = WorkerBuilder::new(&ctx)
         .backend(backend)
         .concurrency(concurrency)
-        .build(JobService::<J>::new(deps))
-        .run()
-        .boxed()
+        .build(JobService::<J>::new(deps));
+    async move {
+        let result = worker.run().await;
+        // The worker has returned: what it acknowledged last reaches the database first.
+        acks.finish().await;
+        result
+    }
+    .boxed()
 }
 
 /// The names of every worker this process has registered, to release their jobs when a

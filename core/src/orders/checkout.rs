@@ -75,8 +75,8 @@ pub async fn place_order(
     if service.is_empty() {
         return Err(Error::invalid("shipping_service", "must not be empty"));
     }
-    let (buyer, address) = buyer_and_address(conn, user_id, request.address_id).await?;
-    let mut package = cart_package(conn, user_id).await?;
+    let (buyer, address, mut package) =
+        buyer_address_and_package(conn, user_id, request.address_id).await?;
 
     for _ in 0..ATTEMPTS {
         let option = quote(ctx, &address.cep, &package, service).await?;
@@ -192,29 +192,44 @@ fn empty_cart() -> Error {
     Error::invalid("cart", "the cart is empty")
 }
 
-/// The buyer (with the CPF the invoice needs) and the chosen address as the order's
-/// snapshot, in one query. A missing CPF is a 422 on `cpf`; someone else's (or a missing)
-/// address is a 422 on `address_id`, the same answer either way.
-async fn buyer_and_address(
+/// The buyer (with the CPF the invoice needs), the chosen address as the order's snapshot and
+/// the cart's package as it is now (read without locks, for the quote), in one query. A
+/// missing CPF is a 422 on `cpf`; someone else's (or a missing) address is a 422 on
+/// `address_id`, the same answer either way; then an empty cart is a 422 on `cart`.
+async fn buyer_address_and_package(
     conn: &mut PgConnection,
     user_id: Uuid,
     address_id: Uuid,
-) -> Result<(Buyer, ShippingAddress)> {
-    let row = sqlx::query!(
+) -> Result<(Buyer, ShippingAddress, Package)> {
+    // One row per live cart line (or one row with no line), each carrying the buyer and the
+    // address: a cart has a handful of lines, so the repetition costs less than a round trip.
+    let rows = sqlx::query!(
         r#"SELECT u.cpf, u.name, u.email,
                   a.label AS "label?", a.recipient AS "recipient?", a.cep AS "cep?",
                   a.street AS "street?", a.number AS "number?", a.complement AS "complement?",
-                  a.district AS "district?", a.city AS "city?", a.state AS "state?"
+                  a.district AS "district?", a.city AS "city?", a.state AS "state?",
+                  line.weight_grams AS "weight_grams?", line.height_cm AS "height_cm?",
+                  line.width_cm AS "width_cm?", line.length_cm AS "length_cm?",
+                  line.price_cents AS "price_cents?", line.quantity AS "quantity?"
            FROM users u
            LEFT JOIN addresses a ON a.id = $2 AND a.user_id = u.id
-           WHERE u.id = $1 AND u.deleted_at IS NULL"#,
+           LEFT JOIN LATERAL (
+               SELECT p.id, p.weight_grams, p.height_cm, p.width_cm, p.length_cm, p.price_cents,
+                      ci.quantity
+               FROM cart_items ci JOIN products p ON p.id = ci.product_id
+               WHERE ci.user_id = u.id AND p.deleted_at IS NULL
+           ) line ON true
+           WHERE u.id = $1 AND u.deleted_at IS NULL
+           ORDER BY line.id"#,
         user_id,
         address_id
     )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(Error::NotFound)?;
-    let Some(cpf) = row.cpf else {
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Err(Error::NotFound);
+    };
+    let Some(cpf) = first.cpf.clone() else {
         return Err(Error::invalid(
             "cpf",
             "add your CPF to your profile before placing an order (it goes on the invoice)",
@@ -222,44 +237,43 @@ async fn buyer_and_address(
     };
     let no_address = || Error::invalid("address_id", "no such address in your address book");
     let address = ShippingAddress {
-        label: row.label,
-        recipient: row.recipient.ok_or_else(no_address)?,
-        cep: row.cep.ok_or_else(no_address)?,
-        street: row.street.ok_or_else(no_address)?,
-        number: row.number.ok_or_else(no_address)?,
-        complement: row.complement,
-        district: row.district.ok_or_else(no_address)?,
-        city: row.city.ok_or_else(no_address)?,
-        state: row.state.ok_or_else(no_address)?,
+        label: first.label.clone(),
+        recipient: first.recipient.clone().ok_or_else(no_address)?,
+        cep: first.cep.clone().ok_or_else(no_address)?,
+        street: first.street.clone().ok_or_else(no_address)?,
+        number: first.number.clone().ok_or_else(no_address)?,
+        complement: first.complement.clone(),
+        district: first.district.clone().ok_or_else(no_address)?,
+        city: first.city.clone().ok_or_else(no_address)?,
+        state: first.state.clone().ok_or_else(no_address)?,
     };
     let buyer = Buyer {
         cpf,
         contact: notify::Recipient {
-            name: row.name,
-            email: row.email,
+            name: first.name.clone(),
+            email: first.email.clone(),
         },
     };
-    Ok((buyer, address))
-}
-
-/// The package of the cart as it is now, read without locks (for the quote).
-async fn cart_package(conn: &mut PgConnection, user_id: Uuid) -> Result<Package> {
-    let lines = sqlx::query_as!(
-        PackageRow,
-        "SELECT p.weight_grams, p.height_cm, p.width_cm, p.length_cm, p.price_cents, ci.quantity
-         FROM cart_items ci JOIN products p ON p.id = ci.product_id
-         WHERE ci.user_id = $1 AND p.deleted_at IS NULL
-         ORDER BY p.id",
-        user_id
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let lines: Vec<PackageLine> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(
+                PackageRow {
+                    weight_grams: r.weight_grams?,
+                    height_cm: r.height_cm?,
+                    width_cm: r.width_cm?,
+                    length_cm: r.length_cm?,
+                    price_cents: r.price_cents?,
+                    quantity: r.quantity?,
+                }
+                .line(),
+            )
+        })
+        .collect();
     if lines.is_empty() {
         return Err(empty_cart());
     }
-    Ok(package_from_lines(
-        &lines.iter().map(PackageRow::line).collect::<Vec<_>>(),
-    ))
+    Ok((buyer, address, package_from_lines(&lines)))
 }
 
 struct PackageRow {
