@@ -127,9 +127,13 @@ async fn two_worker_processes_run_a_thousand_jobs_exactly_once(pool: PgPool) {
         let mut conn = pool.acquire().await.unwrap();
         let mut tx = conn.begin().await.unwrap();
         for n in 0..1000 {
-            cart_core::jobs::enqueue(&mut tx, &helpers::record(&format!("p-{n}")))
-                .await
-                .unwrap();
+            // A little work each, so that one process cannot drain the queue on its own
+            // before the other's first fetch.
+            let job = cart_worker::jobs::testing::Record {
+                sleep_ms: 2,
+                ..helpers::record(&format!("p-{n}"))
+            };
+            cart_core::jobs::enqueue(&mut tx, &job).await.unwrap();
         }
         tx.commit().await.unwrap();
     }

@@ -154,9 +154,13 @@ async fn two_workers_run_a_thousand_jobs_exactly_once(pool: PgPool) {
         let mut conn = pool.acquire().await.unwrap();
         let mut tx = conn.begin().await.unwrap();
         for n in 0..1000 {
-            cart_core::jobs::enqueue(&mut tx, &record(&format!("job-{n}")))
-                .await
-                .unwrap();
+            // A few milliseconds each, so that one worker cannot drain the queue before the
+            // other has started.
+            let job = Record {
+                sleep_ms: 3,
+                ..record(&format!("job-{n}"))
+            };
+            cart_core::jobs::enqueue(&mut tx, &job).await.unwrap();
         }
         tx.commit().await.unwrap();
     }
