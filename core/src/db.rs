@@ -46,21 +46,29 @@ impl DbConfig {
     }
 
     pub async fn connect(&self) -> Result<PgPool, sqlx::Error> {
+        self.pool_options()
+            .connect_with(self.connect_options()?)
+            .await
+    }
+
+    fn pool_options(&self) -> PgPoolOptions {
         PgPoolOptions::new()
             .min_connections(self.min_connections)
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
-            .connect_with(self.connect_options()?)
-            .await
+            // sqlx pings every idle connection before handing it out: one more round trip
+            // for every request and every job. A connection the server dropped fails its next
+            // statement instead, which answers 503 (a lost connection is unavailability, see
+            // the API's error mapping) and leaves the pool; the fault tests restart
+            // PostgreSQL under load to hold that.
+            .test_before_acquire(false)
     }
 
     /// A pool that does not connect until first used, so a process can start while the
     /// database is down and report it through its readiness probe.
     pub fn connect_lazy(&self) -> Result<PgPool, sqlx::Error> {
-        Ok(PgPoolOptions::new()
-            .min_connections(self.min_connections)
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
+        Ok(self
+            .pool_options()
             .connect_lazy_with(self.connect_options()?))
     }
 }

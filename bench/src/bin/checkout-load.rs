@@ -167,11 +167,25 @@ async fn main() -> anyhow::Result<()> {
     let api = args.api.trim_end_matches('/').to_owned();
     let service = shipping_service(&client, &api, &products[0]).await?;
 
-    // Registration hashes a password (Argon2id, deliberately slow): register everyone at once.
+    // Registration hashes a password (Argon2id, deliberately slow, and the API lets only a
+    // few hashes run at once): two at a time, each retried while the API answers 503.
+    let hashing = Arc::new(tokio::sync::Semaphore::new(2));
     let registrations: Vec<_> = (0..args.buyers)
         .map(|n| {
-            let (client, api) = (client.clone(), api.clone());
-            tokio::spawn(async move { register(&client, &api, n).await })
+            let (client, api, hashing) = (client.clone(), api.clone(), hashing.clone());
+            tokio::spawn(async move {
+                let _slot = hashing.acquire_owned().await?;
+                let mut tries = 0;
+                loop {
+                    match register(&client, &api, n).await {
+                        Err(e) if tries < 20 && e.to_string().contains("answered 503") => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        outcome => break outcome,
+                    }
+                }
+            })
         })
         .collect();
     let mut buyers = Vec::new();
