@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{
     EmitOutcome, FiscalConfig, InvoiceItem, InvoiceRequest, InvoiceTotals, NfeProvider,
-    PollSettings, Recipient, RecipientAddress, emit_and_wait,
+    PaymentMeans, PollSettings, Recipient, RecipientAddress, emit_and_wait,
 };
 use crate::{Result, http_client::ProviderError};
 
@@ -30,6 +30,9 @@ pub struct OrderSnapshot {
     pub shipping_cents: i64,
     pub discount_cents: i64,
     pub total_cents: i64,
+    /// How it was paid.
+    #[serde(default)]
+    pub payment: Option<PaymentMeans>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +95,7 @@ pub fn invoice_request(
             discount_cents: order.discount_cents,
             total_cents: order.total_cents,
         },
+        payment: order.payment,
     };
     request.check()?;
     Ok(request)
@@ -250,7 +254,11 @@ pub async fn snapshot(conn: &mut PgConnection, order_id: Uuid) -> Result<OrderSn
     let order = sqlx::query!(
         r#"SELECT o.number, o.recipient_cpf, o.shipping_cents, o.discount_cents, o.total_cents,
                   o.shipping_address AS "address: sqlx::types::Json<crate::orders::ShippingAddress>",
-                  u.name, u.email
+                  u.name, u.email,
+                  (SELECT p.method FROM payments p
+                   WHERE p.order_id = o.id
+                   ORDER BY p.paid_at IS NOT NULL DESC, p.created_at DESC
+                   LIMIT 1) AS "payment_method?"
            FROM orders o JOIN users u ON u.id = o.user_id
            WHERE o.id = $1"#,
         order_id,
@@ -294,6 +302,10 @@ pub async fn snapshot(conn: &mut PgConnection, order_id: Uuid) -> Result<OrderSn
         shipping_cents: order.shipping_cents,
         discount_cents: order.discount_cents,
         total_cents: order.total_cents,
+        payment: order
+            .payment_method
+            .as_deref()
+            .and_then(PaymentMeans::from_method),
     })
 }
 
@@ -446,6 +458,7 @@ mod tests {
             shipping_cents: 1500,
             discount_cents: 1000,
             total_cents: 13000,
+            payment: Some(PaymentMeans::CreditCard),
         }
     }
 
@@ -567,6 +580,41 @@ mod tests {
                 .unwrap_err()
                 .is_permanent()
         );
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn the_snapshot_says_how_the_order_was_paid(pool: PgPool) {
+        crate::db::migrate(&pool).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let mut order = snapshot("SP");
+        placed(&mut conn, &mut order).await;
+        assert_eq!(
+            super::snapshot(&mut conn, order.order_id)
+                .await
+                .unwrap()
+                .payment,
+            None,
+            "no payment yet"
+        );
+        // A PIX charge that expired, then a card payment that went through: the paid one.
+        for (method, paid) in [("pix", false), ("credit_card", true)] {
+            sqlx::query(
+                "INSERT INTO payments (id, order_id, method, provider, amount_cents, status, paid_at)
+                 VALUES ($1, $2, $3, 'sandbox', 13000, $4, CASE WHEN $5 THEN now() END)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(order.order_id)
+            .bind(method)
+            .bind(if paid { "paid" } else { "expired" })
+            .bind(paid)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        }
+        let read = super::snapshot(&mut conn, order.order_id).await.unwrap();
+        assert_eq!(read.payment, Some(PaymentMeans::CreditCard));
+        let request = invoice_request(&read, &FiscalConfig::default(), Utc::now()).unwrap();
+        assert_eq!(request.payment.map(PaymentMeans::nfe_code), Some("03"));
     }
 
     #[sqlx::test(migrations = false)]

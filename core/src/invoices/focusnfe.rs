@@ -114,6 +114,15 @@ struct NfeBody<'a> {
     valor_desconto: f64,
     valor_total: f64,
     items: Vec<NfeItem<'a>>,
+    /// The payment group NF-e 4.00 requires: how much was paid by which means.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    formas_pagamento: Vec<NfePayment>,
+}
+
+#[derive(Serialize)]
+struct NfePayment {
+    forma_pagamento: &'static str,
+    valor_pagamento: f64,
 }
 
 #[derive(Serialize)]
@@ -215,6 +224,14 @@ fn nfe_body<'a>(request: &'a InvoiceRequest, fiscal: &'a FiscalConfig) -> NfeBod
                 pis_situacao_tributaria: &fiscal.pis_cofins_situacao,
                 cofins_situacao_tributaria: &fiscal.pis_cofins_situacao,
             })
+            .collect(),
+        formas_pagamento: request
+            .payment
+            .map(|means| NfePayment {
+                forma_pagamento: means.nfe_code(),
+                valor_pagamento: reais(request.totals.total_cents),
+            })
+            .into_iter()
             .collect(),
     }
 }

@@ -42,6 +42,37 @@ pub struct InvoiceRequest {
     pub recipient: Recipient,
     pub items: Vec<InvoiceItem>,
     pub totals: InvoiceTotals,
+    /// How the order was paid (the NF-e's payment group); unknown for requests stored before
+    /// it was recorded.
+    #[serde(default)]
+    pub payment: Option<PaymentMeans>,
+}
+
+/// How an order was paid, as the NF-e's payment group (`detPag/tPag`) names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMeans {
+    Pix,
+    CreditCard,
+}
+
+impl PaymentMeans {
+    /// From a `payments.method` value.
+    pub fn from_method(method: &str) -> Option<Self> {
+        match method {
+            "pix" => Some(Self::Pix),
+            "credit_card" => Some(Self::CreditCard),
+            _ => None,
+        }
+    }
+
+    /// The `tPag` code: 17 is PIX with a charge of its own (dynamic), 03 a credit card.
+    pub fn nfe_code(self) -> &'static str {
+        match self {
+            Self::Pix => "17",
+            Self::CreditCard => "03",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -51,6 +51,7 @@ pub(crate) fn sample_request() -> InvoiceRequest {
             discount_cents: 1_000,
             total_cents: 11_330,
         },
+        payment: Some(PaymentMeans::Pix),
     }
 }
 

@@ -132,7 +132,9 @@ async fn the_request_uses_basic_auth_the_ref_and_the_homologacao_recipient_name(
             "municipio_destinatario": "Belo Horizonte", "uf_destinatario": "MG",
             "cep_destinatario": "30130174", "indicador_inscricao_estadual_destinatario": 9,
             "modalidade_frete": 0,
-            "valor_produtos": 104.8, "valor_frete": 18.5, "valor_desconto": 10.0, "valor_total": 113.3
+            "valor_produtos": 104.8, "valor_frete": 18.5, "valor_desconto": 10.0, "valor_total": 113.3,
+            // Paid with PIX (tPag 17), the whole total.
+            "formas_pagamento": [{"forma_pagamento": "17", "valor_pagamento": 113.3}]
         })))
         .respond_with(ResponseTemplate::new(202).set_body_json(processing()))
         .expect(1)
