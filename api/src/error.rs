@@ -168,7 +168,7 @@ impl ApiError {
                     p
                 }
                 E::Db(err) => {
-                    let pool_exhausted = database_unavailable(&err);
+                    let unavailable = database_unavailable(&err);
                     // 22021: text PostgreSQL cannot store (a NUL), e.g. in a query parameter;
                     // the statement failed, so nothing was written.
                     let unstorable_text = err
@@ -182,7 +182,7 @@ impl ApiError {
                             "Bad Request",
                             "text must not contain NUL characters".into(),
                         )
-                    } else if pool_exhausted {
+                    } else if unavailable {
                         let mut p = Parts::new(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "unavailable",

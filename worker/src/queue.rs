@@ -82,8 +82,8 @@ pub(crate) fn start_worker<J: JobHandler>(
         .missed_heartbeats(settings.missed_heartbeats);
     // The payload is decoded by our handler, not by apalis: apalis ends the whole worker on
     // a payload it cannot decode, while our handler fails just that job, permanently.
-    // Notifications (re-checked shortly after each, see `wakeup`), then polling.
     let (storage, acks) = QueueBackend::new(&pool, config, &ctx);
+    // Notifications (re-checked shortly after each, see `wakeup`), then polling.
     let notifications = Pubsub::new(pool.clone(), J::NAME.to_owned());
     let backend = PollWith::new(storage, Recheck::new(StreamStrategy::new(notifications)))
         .poll_with_interval(settings.poll_interval);

@@ -337,12 +337,8 @@ async fn write_acks(
             events.extend(more);
         }
         let batch = AckBatch::of(events);
-        let mut backoff = backon::ExponentialBuilder::new()
-            .with_min_delay(Duration::from_millis(50))
-            .with_max_delay(Duration::from_secs(2))
-            .with_jitter()
-            .without_max_times()
-            .build();
+        // Built on the first failure only: nearly every batch is written at once.
+        let mut backoff = None;
         let mut closed_since: Option<Instant> = None;
         loop {
             match batch.write(&pool, &worker).await {
@@ -357,12 +353,24 @@ async fn write_acks(
                         }
                     }
                     tracing::warn!(worker, error = %e, "writing acknowledgements failed; retrying");
-                    let delay = backoff.next().unwrap_or(Duration::from_secs(2));
+                    let delay = backoff
+                        .get_or_insert_with(ack_retry_backoff)
+                        .next()
+                        .unwrap_or(Duration::from_secs(2));
                     tokio::time::sleep(delay).await;
                 }
             }
         }
     }
+}
+
+fn ack_retry_backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// Acknowledgements merged as apalis-postgres merges them: a job that already has its result
@@ -374,18 +382,22 @@ struct AckBatch {
 
 impl AckBatch {
     fn of(events: Vec<TaskEvent<Value>>) -> Self {
-        let mut running = Vec::new();
+        let mut locked = Vec::new();
         let mut results = Vec::new();
         for event in events {
             match event {
-                TaskEvent::Lock { task_id } => running.push(task_id.to_string()),
+                TaskEvent::Lock { task_id } => locked.push(task_id),
                 TaskEvent::Complete(result) => results.push(result),
                 // apalis' persistence layer emits only locks and results.
                 _ => {}
             }
         }
-        let finished: HashSet<String> = results.iter().map(|r| r.task_id().to_string()).collect();
-        running.retain(|id| !finished.contains(id));
+        let finished: HashSet<&TaskId> = results.iter().map(|r| &r.task_id).collect();
+        let running = locked
+            .iter()
+            .filter(|id| !finished.contains(id))
+            .map(ToString::to_string)
+            .collect();
         Self { running, results }
     }
 

@@ -541,6 +541,17 @@ mod tests {
         order.order_id = created.id;
     }
 
+    /// A migrated database holding `order` as a real order; a connection to it.
+    async fn placed_in(
+        pool: &PgPool,
+        mut order: OrderSnapshot,
+    ) -> (sqlx::pool::PoolConnection<sqlx::Postgres>, OrderSnapshot) {
+        crate::db::migrate(pool).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        placed(&mut conn, &mut order).await;
+        (conn, order)
+    }
+
     fn quick_poll() -> PollSettings {
         PollSettings {
             timeout: Duration::from_millis(200),
@@ -584,10 +595,7 @@ mod tests {
 
     #[sqlx::test(migrations = false)]
     async fn the_snapshot_says_how_the_order_was_paid(pool: PgPool) {
-        crate::db::migrate(&pool).await.unwrap();
-        let mut conn = pool.acquire().await.unwrap();
-        let mut order = snapshot("SP");
-        placed(&mut conn, &mut order).await;
+        let (mut conn, order) = placed_in(&pool, snapshot("SP")).await;
         assert_eq!(
             super::snapshot(&mut conn, order.order_id)
                 .await
@@ -619,10 +627,7 @@ mod tests {
 
     #[sqlx::test(migrations = false)]
     async fn an_authorised_invoice_is_recorded_once_and_never_overwritten(pool: PgPool) {
-        crate::db::migrate(&pool).await.unwrap();
-        let mut conn = pool.acquire().await.unwrap();
-        let mut order = snapshot("SP");
-        placed(&mut conn, &mut order).await;
+        let (mut conn, order) = placed_in(&pool, snapshot("SP")).await;
         let fiscal = FiscalConfig::default();
         let provider = SandboxNfe::new(fiscal.clone(), "http://localhost:3000");
 
@@ -666,11 +671,9 @@ mod tests {
 
     #[sqlx::test(migrations = false)]
     async fn a_snapshot_without_ncm_ends_rejected_with_the_reason(pool: PgPool) {
-        crate::db::migrate(&pool).await.unwrap();
-        let mut conn = pool.acquire().await.unwrap();
         let mut order = snapshot("SP");
         order.items[0].ncm = None;
-        placed(&mut conn, &mut order).await;
+        let (mut conn, order) = placed_in(&pool, order).await;
         let fiscal = FiscalConfig::default();
         let provider = SandboxNfe::new(fiscal.clone(), "http://localhost:3000");
         let started = start(&mut conn, order.order_id).await.unwrap();

@@ -254,48 +254,24 @@ async fn buyer_address_and_package(
             email: first.email.clone(),
         },
     };
+    // Rows without a line (an empty cart) carry nulls in the line's columns.
     let lines: Vec<PackageLine> = rows
         .iter()
         .filter_map(|r| {
-            Some(
-                PackageRow {
-                    weight_grams: r.weight_grams?,
-                    height_cm: r.height_cm?,
-                    width_cm: r.width_cm?,
-                    length_cm: r.length_cm?,
-                    price_cents: r.price_cents?,
-                    quantity: r.quantity?,
-                }
-                .line(),
-            )
+            Some(PackageLine {
+                weight_grams: i64::from(r.weight_grams?),
+                height_cm: r.height_cm?,
+                width_cm: r.width_cm?,
+                length_cm: r.length_cm?,
+                quantity: i64::from(r.quantity?),
+                unit_price_cents: r.price_cents?,
+            })
         })
         .collect();
     if lines.is_empty() {
         return Err(empty_cart());
     }
     Ok((buyer, address, package_from_lines(&lines)))
-}
-
-struct PackageRow {
-    weight_grams: i32,
-    height_cm: i32,
-    width_cm: i32,
-    length_cm: i32,
-    price_cents: i64,
-    quantity: i32,
-}
-
-impl PackageRow {
-    fn line(&self) -> PackageLine {
-        PackageLine {
-            weight_grams: i64::from(self.weight_grams),
-            height_cm: self.height_cm,
-            width_cm: self.width_cm,
-            length_cm: self.length_cm,
-            quantity: i64::from(self.quantity),
-            unit_price_cents: self.price_cents,
-        }
-    }
 }
 
 fn package_of(cart: &LockedCart) -> Package {
