@@ -12,6 +12,7 @@ pub mod handler;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+mod notifications;
 pub mod queue;
 mod queue_backend;
 pub mod registry;

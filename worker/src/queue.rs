@@ -23,9 +23,8 @@ use apalis::prelude::{
     BackendExt, PollWith, StreamStrategy, WorkerBuilder, WorkerBuilderExt, WorkerContext,
     WorkerError,
 };
-use apalis_postgres::Pubsub;
 use backon::BackoffBuilder;
-use futures::{FutureExt, future::BoxFuture};
+use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -33,6 +32,7 @@ use crate::{
     deps::Deps,
     handler::{JobHandler, JobService},
     metrics,
+    notifications::JobNotifications,
     queue_backend::QueueBackend,
     wakeup::Recheck,
 };
@@ -66,6 +66,7 @@ pub(crate) type StartWorker = fn(
     PgPool,
     QueueSettings,
     Arc<Deps>,
+    BoxStream<'static, ()>,
 ) -> BoxFuture<'static, Result<(), WorkerError>>;
 
 pub(crate) fn start_worker<J: JobHandler>(
@@ -73,6 +74,7 @@ pub(crate) fn start_worker<J: JobHandler>(
     pool: PgPool,
     settings: QueueSettings,
     deps: Arc<Deps>,
+    wake_ups: BoxStream<'static, ()>,
 ) -> BoxFuture<'static, Result<(), WorkerError>> {
     let concurrency = settings.concurrency.max(1);
     let config = apalis_postgres::Config::default()
@@ -84,8 +86,7 @@ pub(crate) fn start_worker<J: JobHandler>(
     // a payload it cannot decode, while our handler fails just that job, permanently.
     let (storage, acks) = QueueBackend::new(&pool, config, &ctx);
     // Notifications (re-checked shortly after each, see `wakeup`), then polling.
-    let notifications = Pubsub::new(pool.clone(), J::NAME.to_owned());
-    let backend = PollWith::new(storage, Recheck::new(StreamStrategy::new(notifications)))
+    let backend = PollWith::new(storage, Recheck::new(StreamStrategy::new(wake_ups)))
         .poll_with_interval(settings.poll_interval);
     let worker = WorkerBuilder::new(&ctx)
         .backend(backend)
@@ -139,9 +140,9 @@ fn restart_backoff() -> impl Iterator<Item = Duration> {
 pub(crate) async fn supervise(
     kind: &'static str,
     start: StartWorker,
-    pool: PgPool,
     settings: QueueSettings,
     deps: Arc<Deps>,
+    notifications: Arc<JobNotifications>,
     names: WorkerNames,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -153,7 +154,13 @@ pub(crate) async fn supervise(
         let name = format!("{kind}-{}", uuid::Uuid::new_v4().simple());
         names.add(&name);
         let ctx = WorkerContext::new(&name);
-        let mut running = start(ctx.clone(), pool.clone(), settings, deps.clone());
+        let mut running = start(
+            ctx.clone(),
+            deps.pool.clone(),
+            settings,
+            deps.clone(),
+            notifications.subscribe(kind),
+        );
         let began = Instant::now();
         tracing::info!(worker = %name, concurrency = settings.concurrency, "queue worker starting");
         let result = tokio::select! {

@@ -13,6 +13,7 @@ use tokio::{sync::watch, task::JoinSet};
 
 use crate::{
     deps::Deps,
+    notifications::JobNotifications,
     queue::{self, QueueSettings, WorkerNames},
     registry::Registry,
     store, tickers,
@@ -81,14 +82,15 @@ impl Runtime {
         let names = WorkerNames::default();
         let deps = Arc::new(deps);
         let pool = deps.pool.clone();
+        let notifications = Arc::new(JobNotifications::start(pool.clone(), &registry.names()));
         let mut tasks = JoinSet::new();
         for kind in registry.kinds() {
             tasks.spawn(queue::supervise(
                 kind.name,
                 kind.start,
-                pool.clone(),
                 config.settings_for(kind.name),
                 deps.clone(),
+                notifications.clone(),
                 names.clone(),
                 shutdown.subscribe(),
             ));

@@ -2,14 +2,22 @@
 //! schema, with nothing else around it (no HTTP, no JSON, no auth, no shipping quote). Each
 //! buyer repeats: put one item in the cart (its own statement, as the API's add-to-cart is its
 //! own request), then one transaction that reads the cart, decrements stock only where enough
-//! remains, writes the order, its items and its first event, empties the cart and enqueues a
-//! job. Prints one JSON line.
+//! remains, writes the order, its items and its first event, empties the cart and enqueues
+//! the follow-up jobs the API enqueues (the "order placed" e-mail, rendered with the same
+//! template, and the expiry check), so that a worker running beside it has the same e-mails
+//! to send as it has during the API's run. Prints one JSON line.
 //!
 //! Usage: `checkout-ceiling --database-url … --buyers 32 --products-file ids.txt --seconds 10`
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use cart_core::{
+    jobs::{Encoded, expire_order::ExpireOrder, send_email::SendEmail},
+    mail::templates::{Branding, OrderLine, OrderPlaced, Templates},
+};
 use clap::Parser;
 use rand::Rng;
 use serde_json::json;
@@ -80,7 +88,7 @@ async fn add_to_cart(pool: &PgPool, buyer: Uuid, product: Uuid) -> anyhow::Resul
 }
 
 /// One checkout's writes; `false` when stock ran short (nothing written).
-async fn checkout(pool: &PgPool, buyer: Uuid) -> anyhow::Result<bool> {
+async fn checkout(pool: &PgPool, templates: &Templates, buyer: Uuid) -> anyhow::Result<bool> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let lines: Vec<(Uuid, i32, i64, String, String, String, i32)> = sqlx::query_as(
@@ -181,11 +189,43 @@ async fn checkout(pool: &PgPool, buyer: Uuid) -> anyhow::Result<bool> {
         .bind(buyer)
         .execute(&mut *tx)
         .await?;
-    // The follow-up job (its kind is never run here: the worker is not part of this ceiling).
-    let envelope =
-        serde_json::to_vec(&json!({"request_id": null, "payload": {"order_id": order_id}}))?;
-    cart_core::jobs::insert_raw(&mut tx, "bench_checkout_ceiling", &envelope, 1, None, None)
-        .await?;
+    // The follow-up jobs, as the API's checkout writes them.
+    let email = SendEmail {
+        message: templates.order_placed(
+            &format!("comprador-{}@bench.example", buyer.simple()),
+            &OrderPlaced {
+                customer_name: "Comprador".into(),
+                order_id,
+                order_number: format!("CART-{number}"),
+                items: lines
+                    .iter()
+                    .map(|l| OrderLine {
+                        name: l.name.clone(),
+                        quantity: i64::from(l.quantity),
+                        unit_price_cents: l.price_cents,
+                        line_total_cents: l.price_cents * i64::from(l.quantity),
+                    })
+                    .collect(),
+                subtotal_cents: subtotal,
+                discount_cents: 0,
+                shipping_cents: shipping,
+                total_cents: subtotal + shipping,
+            },
+        )?,
+        key: Some(format!("order_placed:{order_id}")),
+    };
+    let expiry = ExpireOrder { order_id };
+    cart_core::jobs::enqueue_all(
+        &mut tx,
+        &[
+            Encoded::new(&email, None)?,
+            Encoded::new(
+                &expiry,
+                Some(chrono::Utc::now() + chrono::Duration::minutes(30)),
+            )?,
+        ],
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -204,19 +244,23 @@ async fn main() -> anyhow::Result<()> {
         .connect(&args.database_url)
         .await?;
     let buyers = create_buyers(&pool, args.buyers).await?;
+    let templates = Arc::new(Templates::new(Branding::new(
+        "Loja de bench",
+        "http://127.0.0.1:3000",
+    ))?);
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let mut tasks = Vec::new();
     for buyer in buyers {
-        let (pool, products) = (pool.clone(), products.clone());
+        let (pool, products, templates) = (pool.clone(), products.clone(), templates.clone());
         tasks.push(tokio::spawn(async move {
             let (mut done, mut short, mut latencies) = (0u64, 0u64, Vec::new());
             while Instant::now() < deadline {
                 let product = products[rand::rng().random_range(0..products.len())];
                 add_to_cart(&pool, buyer, product).await?;
                 let begun = Instant::now();
-                if checkout(&pool, buyer).await? {
+                if checkout(&pool, &templates, buyer).await? {
                     done += 1;
                     latencies.push(begun.elapsed().as_secs_f64() * 1000.0);
                 } else {
@@ -239,10 +283,6 @@ async fn main() -> anyhow::Result<()> {
         .get(((latencies.len().max(1) - 1) as f64 * 0.99).round() as usize)
         .copied()
         .unwrap_or(0.0);
-    // Leave no job of a kind nobody runs behind.
-    sqlx::query("DELETE FROM apalis.jobs WHERE job_type = 'bench_checkout_ceiling'")
-        .execute(&pool)
-        .await?;
     println!(
         "{}",
         json!({"checkouts": total, "short_stock": short, "seconds": seconds,

@@ -59,29 +59,50 @@ impl LockedCart {
     }
 }
 
-/// Locks the user's cart row and the products of its lines (`FOR UPDATE`, in product id order
-/// so that concurrent checkouts cannot deadlock) and reads them. Call it inside the checkout
-/// transaction. Lines of soft-deleted products are left out; an absent cart reads as empty.
+/// Locks the user's cart row and the products of its lines (in product id order, so that
+/// concurrent checkouts cannot deadlock) and reads them, in one statement. Call it inside the
+/// checkout transaction. Lines of soft-deleted products are left out; a cart without live
+/// lines (or no cart) reads as empty, and then nothing is locked: checkout refuses it.
+///
+/// Each output row is locked as it is produced, the cart's row before the row's product (the
+/// order of the `FOR` clauses), so two checkouts of the same cart queue on the cart row before
+/// either holds a product. The products are locked `FOR NO KEY UPDATE`, the lock the stock
+/// decrement takes anyway: it serialises checkouts of the same product but, unlike
+/// `FOR UPDATE`, lets other transactions insert rows that reference the product meanwhile (a
+/// cart line's or an order item's foreign key check takes `KEY SHARE`), so adding the product
+/// to a cart does not wait for someone else's checkout to commit.
 pub async fn lock_for_checkout(conn: &mut PgConnection, user_id: Uuid) -> Result<LockedCart> {
-    let coupon_id = sqlx::query_scalar!(
-        "SELECT coupon_id FROM carts WHERE user_id = $1 FOR UPDATE",
-        user_id
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten();
-    let lines = sqlx::query_as!(
-        CheckoutLine,
-        r#"SELECT p.id AS product_id, p.sku, p.name, p.price_cents AS unit_price_cents,
-               ci.quantity, p.stock, p.weight_grams, p.height_cm, p.width_cm, p.length_cm, p.ncm
-           FROM cart_items ci JOIN products p ON p.id = ci.product_id
-           WHERE ci.user_id = $1 AND p.deleted_at IS NULL
+    let rows = sqlx::query!(
+        r#"SELECT c.coupon_id, p.id AS product_id, p.sku, p.name,
+                  p.price_cents AS unit_price_cents, ci.quantity, p.stock, p.weight_grams,
+                  p.height_cm, p.width_cm, p.length_cm, p.ncm
+           FROM carts c
+           JOIN cart_items ci ON ci.user_id = c.user_id
+           JOIN products p ON p.id = ci.product_id
+           WHERE c.user_id = $1 AND p.deleted_at IS NULL
            ORDER BY p.id
-           FOR UPDATE OF p"#,
+           FOR UPDATE OF c FOR NO KEY UPDATE OF p"#,
         user_id
     )
     .fetch_all(&mut *conn)
     .await?;
+    let coupon_id = rows.first().and_then(|row| row.coupon_id);
+    let lines: Vec<CheckoutLine> = rows
+        .into_iter()
+        .map(|row| CheckoutLine {
+            product_id: row.product_id,
+            sku: row.sku,
+            name: row.name,
+            unit_price_cents: row.unit_price_cents,
+            quantity: row.quantity,
+            stock: row.stock,
+            weight_grams: row.weight_grams,
+            height_cm: row.height_cm,
+            width_cm: row.width_cm,
+            length_cm: row.length_cm,
+            ncm: row.ncm,
+        })
+        .collect();
     let coupon = match coupon_id {
         Some(id) => crate::coupons::find(conn, id).await?,
         None => None,

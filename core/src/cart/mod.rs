@@ -82,17 +82,39 @@ async fn assemble(conn: &mut PgConnection, user_id: Uuid, coupon_id: Option<Uuid
     )
     .fetch_all(&mut *conn)
     .await?;
-    let items: Vec<CartLine> = rows
+    let items = rows
         .into_iter()
-        .map(|r| CartLine {
-            product_id: r.product_id,
-            name: r.name,
-            unit_price_cents: r.price_cents,
-            quantity: r.quantity,
-            line_total_cents: r.price_cents * i64::from(r.quantity),
-            available: r.stock >= r.quantity,
-        })
+        .map(|r| CartLine::new(r.product_id, r.name, r.price_cents, r.quantity, r.stock))
         .collect();
+    priced(conn, user_id, coupon_id, items).await
+}
+
+impl CartLine {
+    fn new(
+        product_id: Uuid,
+        name: String,
+        unit_price_cents: i64,
+        quantity: i32,
+        stock: i32,
+    ) -> Self {
+        Self {
+            product_id,
+            name,
+            unit_price_cents,
+            quantity,
+            line_total_cents: unit_price_cents * i64::from(quantity),
+            available: stock >= quantity,
+        }
+    }
+}
+
+/// The cart with these lines (in display order): totals, and the coupon checked against them.
+async fn priced(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    coupon_id: Option<Uuid>,
+    items: Vec<CartLine>,
+) -> Result<Cart> {
     let subtotal_cents: i64 = items.iter().map(|l| l.line_total_cents).sum();
 
     let coupon = match coupon_id {
@@ -203,16 +225,35 @@ pub async fn add_item(
     let wanted = i64::from(line.existing.unwrap_or(0)) + i64::from(quantity);
     let wanted = validate_quantity(wanted, 1)?;
     ensure_in_stock(i64::from(wanted), stock)?;
-    sqlx::query!(
-        "INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity",
+    // The upsert and the cart's lines in one round trip. The statement's snapshot predates
+    // its own upsert, so the written line comes from RETURNING and the others from the table
+    // (which the cart's writers, all holding the lock we hold, cannot have changed).
+    let rows = sqlx::query!(
+        r#"WITH line AS (
+               INSERT INTO cart_items (user_id, product_id, quantity) VALUES ($1, $2, $3)
+               ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = EXCLUDED.quantity
+               RETURNING product_id, quantity, added_at
+           )
+           SELECT l.product_id AS "product_id!", p.name, p.price_cents,
+                  l.quantity AS "quantity!", p.stock
+           FROM (SELECT product_id, quantity, added_at FROM line
+                 UNION ALL
+                 SELECT product_id, quantity, added_at FROM cart_items
+                 WHERE user_id = $1 AND product_id <> $2) l
+           JOIN products p ON p.id = l.product_id
+           WHERE p.deleted_at IS NULL
+           ORDER BY l.added_at, l.product_id"#,
         user_id,
         product_id,
         wanted
     )
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    let cart = assemble(&mut tx, user_id, coupon_id).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| CartLine::new(r.product_id, r.name, r.price_cents, r.quantity, r.stock))
+        .collect();
+    let cart = priced(&mut tx, user_id, coupon_id, items).await?;
     tx.commit().await?;
     Ok(cart)
 }
@@ -263,6 +304,8 @@ pub async fn set_quantity(
 /// Removes a line; `NotFound` when the cart has no line for the product.
 pub async fn remove_item(conn: &mut PgConnection, user_id: Uuid, product_id: Uuid) -> Result<Cart> {
     let mut tx = conn.begin().await?;
+    // The cart's lock first, as every other writer of its lines takes it.
+    let coupon_id = lock_cart(&mut tx, user_id).await?;
     let removed = sqlx::query!(
         "DELETE FROM cart_items ci USING products p
          WHERE ci.user_id = $1 AND ci.product_id = $2
@@ -276,7 +319,6 @@ pub async fn remove_item(conn: &mut PgConnection, user_id: Uuid, product_id: Uui
     if removed == 0 {
         return Err(Error::NotFound);
     }
-    let coupon_id = lock_cart(&mut tx, user_id).await?;
     let cart = assemble(&mut tx, user_id, coupon_id).await?;
     tx.commit().await?;
     Ok(cart)

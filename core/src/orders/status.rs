@@ -208,11 +208,13 @@ impl std::fmt::Display for Actor {
 }
 
 /// Locks the order's row for the rest of the caller's transaction and returns its state.
-/// Concurrent changes (cancel vs. expiry vs. payment) serialise on this lock.
+/// Concurrent changes (cancel vs. expiry vs. payment) serialise on this lock. `NO KEY`: no
+/// transition changes the order's key, and rows that reference the order (events, payments)
+/// can still be written by others meanwhile.
 pub async fn lock_state(conn: &mut PgConnection, order_id: Uuid) -> Result<OrderState> {
     let row = sqlx::query!(
         r#"SELECT status AS "status: OrderStatus", payment_status AS "payment: PaymentStatus"
-           FROM orders WHERE id = $1 FOR UPDATE"#,
+           FROM orders WHERE id = $1 FOR NO KEY UPDATE"#,
         order_id,
     )
     .fetch_optional(&mut *conn)

@@ -371,7 +371,7 @@ pub async fn start(
 ) -> Result<Started> {
     let mut tx = conn.begin().await?;
     let order = sqlx::query!(
-        r#"SELECT user_id, total_cents FROM orders WHERE id = $1 FOR UPDATE"#,
+        r#"SELECT user_id, total_cents FROM orders WHERE id = $1 FOR NO KEY UPDATE"#,
         order_id,
     )
     .fetch_optional(&mut *tx)

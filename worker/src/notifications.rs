@@ -1,0 +1,209 @@
+//! One LISTEN connection per worker process for the queue's "job inserted" notifications,
+//! fanned out to the queue workers by job kind.
+//!
+//! apalis-postgres's `Pubsub` opens a listening connection per queue, and each of those
+//! receives every notification of the database: PostgreSQL wakes every listening backend on
+//! every committed NOTIFY, whatever its channel (a product's stock change announced to the
+//! API's cache included), and each listener parsed every payload to find its own kind. With a
+//! dozen kinds that was a dozen backends and a dozen client tasks woken per checkout. Here one
+//! connection listens, and only the kind a notification names is woken.
+//!
+//! The trigger notifies only for jobs due now (`run_at <= now()`); jobs scheduled for later,
+//! and anything inserted while the connection was down, are found by the workers' polling.
+
+use std::{borrow::Cow, collections::HashMap, sync::Arc, time::Duration};
+
+use futures::{StreamExt, stream::BoxStream};
+use serde::Deserialize;
+use sqlx::{PgPool, postgres::PgListener};
+use tokio::{sync::watch, task::JoinHandle};
+
+/// The channel apalis-postgres's insert trigger (`apalis.notify_new_jobs`) notifies on.
+pub(crate) const CHANNEL: &str = "apalis::job::insert";
+
+/// How long to wait before listening again after the connection failed.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// The process's notification listener; stops listening when dropped.
+pub(crate) struct JobNotifications {
+    kinds: Arc<HashMap<&'static str, watch::Sender<()>>>,
+    listener: JoinHandle<()>,
+}
+
+impl JobNotifications {
+    /// Starts listening for the given kinds. Must be called inside a Tokio runtime.
+    pub(crate) fn start(pool: PgPool, kinds: &[&'static str]) -> Self {
+        let kinds: Arc<HashMap<_, _>> = Arc::new(
+            kinds
+                .iter()
+                .map(|kind| (*kind, watch::Sender::new(())))
+                .collect(),
+        );
+        let listener = tokio::spawn(listen(pool, kinds.clone()));
+        Self { kinds, listener }
+    }
+
+    /// Yields once for each wake-up of `kind` since the previous item (several notifications
+    /// that arrive before the worker looks are one wake-up: one fetch claims a whole batch).
+    /// A kind that was not started never yields.
+    pub(crate) fn subscribe(&self, kind: &str) -> BoxStream<'static, ()> {
+        match self.kinds.get(kind) {
+            Some(sender) => {
+                let receiver = sender.subscribe();
+                futures::stream::unfold(receiver, |mut receiver| async move {
+                    receiver.changed().await.ok()?;
+                    Some(((), receiver))
+                })
+                .boxed()
+            }
+            None => futures::stream::pending().boxed(),
+        }
+    }
+}
+
+impl Drop for JobNotifications {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// What the insert trigger sends; the job's id and `run_at` are not needed to wake a worker.
+#[derive(Deserialize)]
+struct Inserted<'a> {
+    #[serde(borrow)]
+    job_type: Cow<'a, str>,
+}
+
+/// Wakes the kind a notification names; `false` for a payload that names no started kind.
+fn dispatch(kinds: &HashMap<&'static str, watch::Sender<()>>, payload: &str) -> bool {
+    let Ok(inserted) = serde_json::from_str::<Inserted>(payload) else {
+        tracing::debug!(payload, "ignoring a job notification that does not parse");
+        return false;
+    };
+    match kinds.get(inserted.job_type.as_ref()) {
+        Some(sender) => {
+            sender.send_replace(());
+            true
+        }
+        None => false,
+    }
+}
+
+fn wake_all(kinds: &HashMap<&'static str, watch::Sender<()>>) {
+    for sender in kinds.values() {
+        sender.send_replace(());
+    }
+}
+
+async fn listen(pool: PgPool, kinds: Arc<HashMap<&'static str, watch::Sender<()>>>) {
+    let mut listener = loop {
+        match connect(&pool).await {
+            Ok(listener) => break listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for job notifications yet; polling meanwhile");
+                tokio::time::sleep(RECONNECT_DELAY).await;
+            }
+        }
+    };
+    loop {
+        // `try_recv` reconnects (and listens again) by itself on the call after a loss.
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                dispatch(&kinds, notification.payload());
+            }
+            Ok(None) => {
+                tracing::warn!("job notification connection lost; reconnecting");
+                // Whatever was notified meanwhile is lost: look now rather than at the next
+                // polling tick.
+                wake_all(&kinds);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for job notifications; retrying");
+                tokio::time::sleep(RECONNECT_DELAY).await;
+            }
+        }
+    }
+}
+
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn senders(kinds: &[&'static str]) -> HashMap<&'static str, watch::Sender<()>> {
+        kinds.iter().map(|k| (*k, watch::Sender::new(()))).collect()
+    }
+
+    #[test]
+    fn a_notification_wakes_only_the_kind_it_names() {
+        let kinds = senders(&["send_email", "expire_order"]);
+        let mut email = kinds["send_email"].subscribe();
+        let expiry = kinds["expire_order"].subscribe();
+        let payload = r#"{"job_type" : "send_email", "id" : "01KB0000000000000000000000", "run_at" : "2026-11-26T10:00:00.123456+00:00"}"#;
+        assert!(dispatch(&kinds, payload));
+        assert!(email.has_changed().unwrap());
+        assert!(!expiry.has_changed().unwrap());
+        email.mark_unchanged();
+        assert!(!dispatch(&kinds, r#"{"job_type": "not_ours", "id": "x"}"#));
+        assert!(!dispatch(&kinds, "insert"));
+        assert!(!email.has_changed().unwrap());
+        assert!(!expiry.has_changed().unwrap());
+    }
+
+    /// Enqueues a due job of `kind` through the real insert trigger.
+    async fn insert_due_job(pool: &PgPool, kind: &str) {
+        let mut conn = pool.acquire().await.expect("a connection");
+        cart_core::jobs::insert_raw(&mut conn, kind, b"{}", 1, None, None)
+            .await
+            .expect("a job");
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_committed_job_wakes_its_kind_once_and_no_other(pool: PgPool) {
+        cart_core::db::migrate(&pool).await.expect("migrations");
+        let notifications = JobNotifications::start(pool.clone(), &["send_email", "expire_order"]);
+        let mut email = notifications.subscribe("send_email");
+        let mut expiry = notifications.subscribe("expire_order");
+        let mut unknown = notifications.subscribe("not_started");
+
+        // The listener connects in the background: enqueue until a notification arrives.
+        let mut woken = false;
+        for _ in 0..50 {
+            insert_due_job(&pool, "send_email").await;
+            if tokio::time::timeout(Duration::from_millis(200), email.next())
+                .await
+                .is_ok()
+            {
+                woken = true;
+                break;
+            }
+        }
+        assert!(woken, "no wake-up for a committed send_email job");
+
+        // Several notifications that arrive before the worker looks are one wake-up.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(10), email.next()).await;
+        for _ in 0..3 {
+            insert_due_job(&pool, "send_email").await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let first = tokio::time::timeout(Duration::from_millis(10), email.next()).await;
+        assert_eq!(first, Ok(Some(())));
+        let second = tokio::time::timeout(Duration::from_millis(50), email.next()).await;
+        assert!(
+            second.is_err(),
+            "three notifications woke the worker more than once"
+        );
+
+        // Neither the other kind nor an unknown one was woken by any of it.
+        let other = tokio::time::timeout(Duration::from_millis(50), expiry.next()).await;
+        assert!(other.is_err(), "expire_order was woken by send_email jobs");
+        let never = tokio::time::timeout(Duration::from_millis(50), unknown.next()).await;
+        assert!(never.is_err());
+    }
+}
