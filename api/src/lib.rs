@@ -16,7 +16,6 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{HeaderValue, Method, StatusCode, header},
-    middleware::from_fn,
 };
 use tower::util::MapRequestLayer;
 use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer, timeout::TimeoutLayer};
@@ -77,7 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(MapRequestLayer::new(middleware::record_route))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // A bare 503, made problem+json by `observe`.
+        // A bare 503, made problem+json by `ObserveLayer`.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,
@@ -86,7 +85,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
         // Outside the limits, so a refused request still carries CORS headers and its id.
         .layer(cors(&config.allowed_origins))
-        .layer(from_fn(middleware::observe))
+        .layer(middleware::ObserveLayer)
         .with_state(state)
 }
 

@@ -3,16 +3,20 @@
 //! body limit, panic catching, timeout and rate limits.
 
 use std::{
+    convert::Infallible,
     sync::{Arc, OnceLock},
+    task::{Context, Poll},
     time::Instant,
 };
 
 use axum::{
     extract::{MatchedPath, Request},
-    http::{HeaderName, HeaderValue, StatusCode, header},
-    middleware::Next,
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use futures::future::BoxFuture;
+use tower::{Layer, Service};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::{ApiError, LoggedCause};
@@ -37,32 +41,98 @@ impl RequestSlot {
     }
 }
 
-/// Request id, access log, metrics and problem+json for framework errors in one place (one
-/// layer, not several: each `from_fn` layer clones the stack beneath it per request), so every
-/// log line of the request, including the access line, carries the same id.
-pub async fn observe(req: Request, next: Next) -> Response {
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| cart_core::request_id::is_sane(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| Uuid::now_v7().to_string());
+/// Request id, access log, metrics and problem+json for framework errors in one place, so
+/// every log line of the request, including the access line, carries the same id.
+///
+/// A hand-written layer rather than `axum::middleware::from_fn`: `from_fn` clones the whole
+/// stack beneath it on every request (CORS configuration included), and it is the outermost
+/// layer, so that is every request the API serves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObserveLayer;
 
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let slot = RequestSlot::default();
-    let mut req = req;
-    req.extensions_mut().insert(slot.clone());
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
 
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let started = Instant::now();
-    let response = {
-        use tracing::Instrument;
-        cart_core::request_id::scope(request_id.clone(), next.run(req))
-            .instrument(span.clone())
-            .await
-    };
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner }
+    }
+}
+
+/// See [`ObserveLayer`].
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let request_id = req
+            .headers()
+            .get(&REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| cart_core::request_id::is_sane(v))
+            .map(str::to_owned)
+            .unwrap_or_else(|| Uuid::now_v7().to_string());
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let slot = RequestSlot::default();
+        req.extensions_mut().insert(slot.clone());
+        let span = tracing::info_span!("request", request_id = %request_id);
+        let started = Instant::now();
+        let inner = self.inner.call(req);
+        Box::pin(async move {
+            let response = cart_core::request_id::scope(request_id.clone(), inner)
+                .instrument(span.clone())
+                .await;
+            let Ok(response) = response;
+            Ok(finish(
+                response,
+                Finished {
+                    request_id,
+                    method,
+                    path,
+                    slot,
+                    span,
+                    started,
+                },
+            ))
+        })
+    }
+}
+
+/// What [`Observe`] noted about a request on its way in.
+struct Finished {
+    request_id: String,
+    method: Method,
+    path: String,
+    slot: RequestSlot,
+    span: tracing::Span,
+    started: Instant,
+}
+
+/// The way out: problem+json for a bare framework error, metrics, the access log line and the
+/// request id header.
+fn finish(response: Response, request: Finished) -> Response {
+    let Finished {
+        request_id,
+        method,
+        path,
+        slot,
+        span,
+        started,
+    } = request;
     let latency = started.elapsed();
     let mut response = problem_for_bare_error(response);
     let status = response.status();
