@@ -11,7 +11,7 @@ use std::{
 
 use axum::{
     extract::{MatchedPath, Request},
-    http::{HeaderName, HeaderValue, Method, StatusCode, header},
+    http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use futures::future::BoxFuture;
@@ -93,73 +93,38 @@ where
         let started = Instant::now();
         let inner = self.inner.call(req);
         Box::pin(async move {
-            let response = cart_core::request_id::scope(request_id.clone(), inner)
+            let Ok(response) = cart_core::request_id::scope(request_id.clone(), inner)
                 .instrument(span.clone())
                 .await;
-            let Ok(response) = response;
-            Ok(finish(
-                response,
-                Finished {
-                    request_id,
-                    method,
-                    path,
-                    slot,
-                    span,
-                    started,
-                },
-            ))
+            let latency = started.elapsed();
+            let mut response = problem_for_bare_error(response);
+            let status = response.status();
+
+            let route = slot.0.route.get().map_or("unmatched", MatchedPath::as_str);
+            crate::metrics::record_request(&method, route, status, latency);
+
+            let user_id = slot.0.user.get().map(ToString::to_string);
+            let cause = response
+                .extensions()
+                .get::<LoggedCause>()
+                .map(|c| c.0.clone());
+            let _entered = span.enter();
+            let latency_ms = latency.as_secs_f64() * 1000.0;
+            if status.is_server_error() {
+                tracing::error!(%method, %path, status = status.as_u16(), latency_ms, user_id, cause, "request failed");
+            } else {
+                tracing::info!(%method, %path, status = status.as_u16(), latency_ms, user_id, cause, "request");
+            }
+            drop(_entered);
+
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response
+                    .headers_mut()
+                    .insert(REQUEST_ID_HEADER.clone(), value);
+            }
+            Ok(response)
         })
     }
-}
-
-/// What [`Observe`] noted about a request on its way in.
-struct Finished {
-    request_id: String,
-    method: Method,
-    path: String,
-    slot: RequestSlot,
-    span: tracing::Span,
-    started: Instant,
-}
-
-/// The way out: problem+json for a bare framework error, metrics, the access log line and the
-/// request id header.
-fn finish(response: Response, request: Finished) -> Response {
-    let Finished {
-        request_id,
-        method,
-        path,
-        slot,
-        span,
-        started,
-    } = request;
-    let latency = started.elapsed();
-    let mut response = problem_for_bare_error(response);
-    let status = response.status();
-
-    let route = slot.0.route.get().map_or("unmatched", MatchedPath::as_str);
-    crate::metrics::record_request(&method, route, status, latency);
-
-    let user_id = slot.0.user.get().map(ToString::to_string);
-    let cause = response
-        .extensions()
-        .get::<LoggedCause>()
-        .map(|c| c.0.clone());
-    let _entered = span.enter();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    if status.is_server_error() {
-        tracing::error!(%method, %path, status = status.as_u16(), latency_ms, user_id, cause, "request failed");
-    } else {
-        tracing::info!(%method, %path, status = status.as_u16(), latency_ms, user_id, cause, "request");
-    }
-    drop(_entered);
-
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(REQUEST_ID_HEADER.clone(), value);
-    }
-    response
 }
 
 /// Added with `route_layer` (as a plain request map: no clone of the route per request),

@@ -24,16 +24,19 @@ pub(crate) const CHANNEL: &str = "apalis::job::insert";
 /// How long to wait before listening again after the connection failed.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
+/// Each started kind's wake-up signal.
+type Kinds = HashMap<&'static str, watch::Sender<()>>;
+
 /// The process's notification listener; stops listening when dropped.
 pub(crate) struct JobNotifications {
-    kinds: Arc<HashMap<&'static str, watch::Sender<()>>>,
+    kinds: Arc<Kinds>,
     listener: JoinHandle<()>,
 }
 
 impl JobNotifications {
     /// Starts listening for the given kinds. Must be called inside a Tokio runtime.
     pub(crate) fn start(pool: PgPool, kinds: &[&'static str]) -> Self {
-        let kinds: Arc<HashMap<_, _>> = Arc::new(
+        let kinds: Arc<Kinds> = Arc::new(
             kinds
                 .iter()
                 .map(|kind| (*kind, watch::Sender::new(())))
@@ -75,7 +78,7 @@ struct Inserted<'a> {
 }
 
 /// Wakes the kind a notification names; `false` for a payload that names no started kind.
-fn dispatch(kinds: &HashMap<&'static str, watch::Sender<()>>, payload: &str) -> bool {
+fn dispatch(kinds: &Kinds, payload: &str) -> bool {
     let Ok(inserted) = serde_json::from_str::<Inserted>(payload) else {
         tracing::debug!(payload, "ignoring a job notification that does not parse");
         return false;
@@ -89,13 +92,13 @@ fn dispatch(kinds: &HashMap<&'static str, watch::Sender<()>>, payload: &str) -> 
     }
 }
 
-fn wake_all(kinds: &HashMap<&'static str, watch::Sender<()>>) {
+fn wake_all(kinds: &Kinds) {
     for sender in kinds.values() {
         sender.send_replace(());
     }
 }
 
-async fn listen(pool: PgPool, kinds: Arc<HashMap<&'static str, watch::Sender<()>>>) {
+async fn listen(pool: PgPool, kinds: Arc<Kinds>) {
     let mut listener = loop {
         match connect(&pool).await {
             Ok(listener) => break listener,
@@ -135,7 +138,7 @@ async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
 mod tests {
     use super::*;
 
-    fn senders(kinds: &[&'static str]) -> HashMap<&'static str, watch::Sender<()>> {
+    fn senders(kinds: &[&'static str]) -> Kinds {
         kinds.iter().map(|k| (*k, watch::Sender::new(()))).collect()
     }
 
