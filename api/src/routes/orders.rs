@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::{
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult, Problem, Transient},
     extract::{AdminUser, AuthUser, Created, Json, PageParams, Paginated, Path, Query},
     state::AppState,
 };
@@ -284,7 +284,8 @@ const MAX_STORED_BODY: usize = 1024 * 1024;
 
 /// Runs `work` at most once per `(user, route, key)`: a repeat with the same body gets the
 /// stored answer with `Idempotent-Replayed: true`; the same key with another body, or while
-/// the first request still runs, is a 409. Answers of 5xx give the key back so a retry runs.
+/// the first request still runs, is a 409. Answers that are not final (5xx, and a 409 that
+/// means "try again": `cart_core::Error::TryAgain`) give the key back so a retry runs afresh.
 /// Without a key, `work` simply runs.
 ///
 /// With a key, the work and the storing of its answer run in a task of their own, so a client
@@ -365,9 +366,12 @@ where
         .map_err(|e| problem(anyhow::anyhow!("idempotent request task failed: {e}")))
 }
 
-/// Stores the answer for replays, or gives the key back after a 5xx; answers the response.
+/// Stores the answer for replays, or gives the key back after an answer that is not final
+/// (a 5xx, or a 409 that means "try again"); answers the response.
 async fn settle(db: &sqlx::PgPool, lease: &Lease, response: Response) -> Response {
     let status = response.status();
+    let transient =
+        status.is_server_error() || response.extensions().get::<Transient>().is_some();
     let mut conn = match db.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
@@ -376,7 +380,7 @@ async fn settle(db: &sqlx::PgPool, lease: &Lease, response: Response) -> Respons
             return response;
         }
     };
-    if status.is_server_error() {
+    if transient {
         if let Err(e) = idempotency::release(&mut conn, lease).await {
             tracing::warn!(error = %e, "could not release an idempotency key");
         }

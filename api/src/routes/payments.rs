@@ -112,10 +112,12 @@ fn answer(order_id: Uuid, payment: Payment) -> Response {
         }
         return response;
     }
-    (StatusCode::CREATED, Json(PaymentView::from(payment))).into_response()
+    // Only the order's owner pays: the buyer's view, without the provider's text.
+    (StatusCode::CREATED, Json(PaymentView::new(payment, false))).into_response()
 }
 
-/// The latest payment of an order (owner or admin).
+/// The latest payment of an order (owner or admin). A payment that did not go through says
+/// why in words for the buyer (`error`); admins also see the provider's text (`provider_error`).
 #[utoipa::path(get, path = "/orders/{id}/payment", tag = "payments",
     params(("id" = Uuid, Path)),
     security(("bearer" = [])),
@@ -129,7 +131,8 @@ pub async fn get_payment(
     user: AuthUser,
     Path(order_id): Path<Uuid>,
 ) -> ApiResult<Json<PaymentView>> {
+    let is_admin = user.is_admin();
     let mut conn = state.db.acquire().await?;
     let payment = flow::latest_for_order(&mut conn, order_id, user.into()).await?;
-    Ok(Json(payment.into()))
+    Ok(Json(PaymentView::new(payment, is_admin)))
 }
