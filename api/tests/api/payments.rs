@@ -436,7 +436,8 @@ async fn a_propay_pix_payment_is_paid_by_its_webhook_and_invoiced(pool: PgPool) 
     world.stop().await;
 }
 
-/// Answers an OpenPix charge creation with the charge of the correlationID it was sent.
+/// Answers an OpenPix charge creation with the charge of the correlationID it was sent (its
+/// transactionID derived from it, as each charge has its own).
 pub(crate) struct OpenPixCharge;
 
 pub(crate) const MOCK_BR_CODE: &str = "00020101021226760014br.gov.bcb.pix2554pix.example.com/qr/v2/9d36b84fc70b478fb95c12729b90ca255204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63047EC0";
@@ -445,9 +446,10 @@ impl wiremock::Respond for OpenPixCharge {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
         let sent: Value = serde_json::from_slice(&request.body).unwrap();
         let id = sent["correlationID"].clone();
+        let transaction_id = id.as_str().unwrap_or_default().replace('-', "");
         ResponseTemplate::new(200).set_body_json(json!({
             "charge": {"status": "ACTIVE", "value": sent["value"], "correlationID": id,
-                "transactionID": "9134e2866f71427abf00241681624586",
+                "transactionID": transaction_id,
                 "brCode": MOCK_BR_CODE,
                 "paymentLinkUrl": "https://woovi.com/pay/7777a23s",
                 "qrCodeImage": "https://api.woovi.com/openpix/charge/brcode/image/7777a23s.png",
