@@ -370,8 +370,7 @@ where
 /// (a 5xx, or a 409 that means "try again"); answers the response.
 async fn settle(db: &sqlx::PgPool, lease: &Lease, response: Response) -> Response {
     let status = response.status();
-    let transient =
-        status.is_server_error() || response.extensions().get::<Transient>().is_some();
+    let transient = status.is_server_error() || response.extensions().get::<Transient>().is_some();
     let mut conn = match db.acquire().await {
         Ok(conn) => conn,
         Err(e) => {

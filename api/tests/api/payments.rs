@@ -931,7 +931,10 @@ async fn a_providers_error_text_is_shown_to_admins_only(pool: PgPool) {
     paid.assert_status(201);
     assert_eq!(paid.body["status"], "failed");
     let shown = app
-        .get(&format!("/api/orders/{order_id}/payment"), Some(&buyer.token))
+        .get(
+            &format!("/api/orders/{order_id}/payment"),
+            Some(&buyer.token),
+        )
         .await;
     for answer in [&paid, &shown] {
         assert!(!answer.text.contains("sk_live"), "{}", answer.text);

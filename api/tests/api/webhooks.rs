@@ -255,10 +255,7 @@ async fn a_wrong_amount_is_flagged_and_the_order_stays_unpaid(pool: PgPool) {
     )
     .await
     .assert_status(200);
-    assert_eq!(
-        reconcile_all(&world).await,
-        vec![Outcome::AmountMismatch]
-    );
+    assert_eq!(reconcile_all(&world).await, vec![Outcome::AmountMismatch]);
     assert_eq!(
         order_state(&app.pool, order_id).await,
         ("pending_payment".into(), "pending_payment".into())
@@ -298,10 +295,7 @@ async fn a_payment_after_expiry_is_recorded_and_refunded(pool: PgPool) {
     )
     .await
     .assert_status(200);
-    assert_eq!(
-        reconcile_all(&world).await,
-        vec![Outcome::PaidAfterCancel]
-    );
+    assert_eq!(reconcile_all(&world).await, vec![Outcome::PaidAfterCancel]);
     assert_eq!(
         order_state(&app.pool, order_id).await,
         ("cancelled".into(), "refund_pending".into())
@@ -492,7 +486,9 @@ async fn the_openpix_route_is_404_unless_openpix_is_the_pix_provider(pool: PgPoo
     assert!(event_ids(&app.pool).await.is_empty());
     // The sandbox's own routes are there (a missing signature: 401).
     for route in ["/api/webhooks/payment", "/api/webhooks/stripe"] {
-        post_webhook(app, route, &[], b"{}").await.assert_problem(401);
+        post_webhook(app, route, &[], b"{}")
+            .await
+            .assert_problem(401);
     }
     world.stop().await;
 }
@@ -651,7 +647,11 @@ async fn openpix_pays_what_the_pix_transaction_carried(pool: PgPool) {
         )),
     )
     .await;
-    post_openpix(&world, openpix_paid(payment_id, ORDER_TOTAL, ORDER_TOTAL - 1000)).await;
+    post_openpix(
+        &world,
+        openpix_paid(payment_id, ORDER_TOTAL, ORDER_TOTAL - 1000),
+    )
+    .await;
     assert_eq!(reconcile_all(&world).await, vec![Outcome::AmountMismatch]);
     assert_eq!(
         order_state(&app.pool, order_id).await,
@@ -700,7 +700,14 @@ async fn a_signed_event_naming_another_providers_payment_changes_nothing(pool: P
     let openpix_order = place_order(&app.pool, buyer.id).await;
     recorded_payment(&app.pool, openpix_order, "pix", "openpix", "wooviTx0001").await;
     let stripe_order = place_order(&app.pool, buyer.id).await;
-    recorded_payment(&app.pool, stripe_order, "credit_card", "stripe", "stripeTx0001").await;
+    recorded_payment(
+        &app.pool,
+        stripe_order,
+        "credit_card",
+        "stripe",
+        "stripeTx0001",
+    )
+    .await;
     // Signed for the payment route (ProPay and the sandbox PIX), naming them by txid.
     for (i, txid) in ["wooviTx0001", "stripeTx0001"].into_iter().enumerate() {
         let (body, signature) = propay_paid(&format!("cross-{i}"), txid, ORDER_TOTAL);

@@ -600,8 +600,7 @@ pub async fn initiate(
     let description = format!("Pedido {}", context.order_number);
     let result = match payment.method {
         PaymentMethod::Pix => {
-            let Some(expires_in) = pix_charge_life(&settings.providers, context.window_left)
-            else {
+            let Some(expires_in) = pix_charge_life(&settings.providers, context.window_left) else {
                 // Too late for a code the buyer could still pay before the order expires.
                 let mut conn = pool.acquire().await.map_err(Error::from)?;
                 let failed = mark_failed(
@@ -765,8 +764,14 @@ mod tests {
             pix_charge_life(&providers, minutes(10)),
             Some(minutes(10) - PIX_EXPIRY_MARGIN)
         );
-        assert_eq!(pix_charge_life(&providers, minutes(2)), Some(minutes(2) - PIX_EXPIRY_MARGIN));
-        assert_eq!(pix_charge_life(&providers, minutes(2) - Duration::from_secs(1)), None);
+        assert_eq!(
+            pix_charge_life(&providers, minutes(2)),
+            Some(minutes(2) - PIX_EXPIRY_MARGIN)
+        );
+        assert_eq!(
+            pix_charge_life(&providers, minutes(2) - Duration::from_secs(1)),
+            None
+        );
         assert_eq!(pix_charge_life(&providers, Duration::ZERO), None);
     }
 

@@ -541,9 +541,11 @@ mod tests {
         Mock::given(method("GET"))
             .and(path("/api/v1/charge/pedido%201%2F2"))
             .and(header("Authorization", APP_ID))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(fetched("pedido 1/2", "COMPLETED", 1000)),
-            )
+            .respond_with(ResponseTemplate::new(200).set_body_json(fetched(
+                "pedido 1/2",
+                "COMPLETED",
+                1000,
+            )))
             .expect(1)
             .mount(&server)
             .await;
@@ -556,7 +558,12 @@ mod tests {
         assert!(charge.unconfirmed_reason("pedido 1/2", 999).is_some());
         assert!(charge.unconfirmed_reason("another", 1000).is_some());
         let received = &server.received_requests().await.unwrap()[0];
-        let auth = received.headers.get("authorization").unwrap().to_str().unwrap();
+        let auth = received
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert_eq!(auth, APP_ID);
     }
 
@@ -600,7 +607,9 @@ mod tests {
     async fn fetching_a_charge_retries_outages_and_not_a_bad_app_id() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "appID inválido"})))
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(json!({"error": "appID inválido"})),
+            )
             .mount(&server)
             .await;
         let err = client(&server, Duration::from_secs(5))

@@ -521,7 +521,10 @@ mod tests {
         .unwrap();
         assert!(matches!(
             stripe.event,
-            PaymentEvent::Paid { amount_cents: 1500, .. }
+            PaymentEvent::Paid {
+                amount_cents: 1500,
+                ..
+            }
         ));
         let asked_only = parse(
             WebhookSource::Stripe,
@@ -540,7 +543,10 @@ mod tests {
         .unwrap();
         assert!(matches!(
             openpix.event,
-            PaymentEvent::Paid { amount_cents: 10, .. }
+            PaymentEvent::Paid {
+                amount_cents: 10,
+                ..
+            }
         ));
     }
 

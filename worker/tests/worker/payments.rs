@@ -91,7 +91,10 @@ async fn assert_payable_again(pool: &PgPool, settings: &PaymentSettings, user_id
     let again = flow::start(&mut conn, settings, user_id, order_id, PaymentMethod::Pix)
         .await
         .unwrap();
-    assert!(matches!(&again, Started::New(p) if p.id != old), "{again:?}");
+    assert!(
+        matches!(&again, Started::New(p) if p.id != old),
+        "{again:?}"
+    );
 }
 
 #[sqlx::test(migrations = false)]
