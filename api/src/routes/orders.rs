@@ -69,8 +69,9 @@ pub struct OrdersQuery {
         (status = 201, body = Order),
         (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 409, description = "not enough stock (the detail names the product), or the \
-            Idempotency-Key is in use by a running request or was used with another body",
-            body = Problem),
+            Idempotency-Key was used with another body; with `Retry-After`, a conflict that \
+            passes (the key is in use by a running request, the cart kept changing): repeat \
+            the request, such an answer is not stored for the key", body = Problem),
         (status = 422, description = "empty cart, no CPF on the profile, unknown address \
             (`address_id`: not in the caller's address book), shipping service not offered, \
             or a coupon that no longer applies", body = Problem),

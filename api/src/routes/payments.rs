@@ -37,7 +37,9 @@ pub struct PaymentInitiating {
 }
 
 /// Starts paying an order. The provider is called by a job; the request waits up to
-/// `PAYMENT_WAIT` for it. A repeat while a payment is in flight returns that payment.
+/// `PAYMENT_WAIT` for it. A repeat while a payment is in flight returns that payment. A PIX
+/// code never expires after the order does. A refused payment (`status: failed`) carries a
+/// reason for the buyer in `error`; the provider's own text is shown to admins only.
 #[utoipa::path(post, path = "/orders/{id}/pay", tag = "payments",
     params(("id" = Uuid, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries")),
@@ -49,7 +51,10 @@ pub struct PaymentInitiating {
          headers(("Location" = String, description = "/api/orders/{id}/payment"))),
         (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, description = "no such order, or someone else's", body = Problem),
-        (status = 409, description = "the order is not waiting for a payment, or the Idempotency-Key was used with another body", body = Problem),
+        (status = 409, description = "the order is not waiting for a payment; PIX with less than \
+            `PIX_MIN_REMAINING` of the order's payment window left; the Idempotency-Key was used \
+            with another body; or, with `Retry-After`, a payment for the order is being started \
+            right now (repeat the request: such an answer is not stored for the key)", body = Problem),
         (status = 422, body = Problem),
         (status = 503, description = "the provider's circuit is open; nothing was recorded", body = Problem,
          headers(("Retry-After" = u64))),

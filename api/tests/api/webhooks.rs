@@ -507,6 +507,15 @@ async fn the_payment_route_is_404_when_openpix_is_the_pix_provider(pool: PgPool)
     )
     .await
     .assert_problem(404);
+    // Its own route checks signatures as before.
+    post_webhook(
+        app,
+        "/api/webhooks/openpix",
+        &[("x-webhook-signature", "AAAA".into())],
+        &body,
+    )
+    .await
+    .assert_problem(401);
     assert!(event_ids(&app.pool).await.is_empty());
     // The sandbox card keeps the Stripe route.
     post_webhook(app, "/api/webhooks/stripe", &[], b"{}")
