@@ -176,3 +176,61 @@ async fn the_crash_guard_fails_the_payment(pool: PgPool) {
     assert!(error.contains("worker crash"), "{error}");
     assert_payable_again(&pool, &settings, user_id, payment_id).await;
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_give_up_that_cannot_be_settled_keeps_the_job(pool: PgPool) {
+    helpers::setup(&pool).await;
+    // The first attempt to mark the payment failed meets a database error.
+    sqlx::query("CREATE SEQUENCE refuse_failed_seq")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE FUNCTION refuse_failed_once() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.status = 'failed' AND nextval('refuse_failed_seq') = 1 THEN
+                 RAISE EXCEPTION 'database hiccup';
+             END IF;
+             RETURN NEW;
+         END $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_failed_once BEFORE UPDATE ON payments
+         FOR EACH ROW EXECUTE FUNCTION refuse_failed_once()",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let settings = PaymentSettings::for_tests();
+    let (_, payment_id) = initiating_payment(&pool, &settings).await;
+    let key = format!("initiate:{payment_id}");
+    sqlx::query("UPDATE apalis.jobs SET attempts = max_attempts WHERE idempotency_key = $1")
+        .bind(&key)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let runtime = start_worker(&pool, settings);
+    // The crash guard gave up, the payment could not be marked failed: the job is kept and
+    // runs once more, which creates the charge.
+    wait_for(
+        "the payment to leave initiating",
+        Duration::from_secs(60),
+        || async { payment_status(&pool, payment_id).await != "initiating" },
+    )
+    .await;
+    runtime.shutdown().await;
+    assert_eq!(payment_status(&pool, payment_id).await, "pending");
+    let errors: Vec<String> = sqlx::query_scalar(
+        "SELECT f.error FROM job_failures f JOIN apalis.jobs j ON j.id = f.job_id
+         WHERE j.idempotency_key = $1 ORDER BY f.attempt",
+    )
+    .bind(&key)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("giving up failed"), "{errors:?}");
+}
