@@ -247,6 +247,7 @@ fn unshare(error: Arc<Error>) -> Error {
         Error::Unauthorized(m) => Error::Unauthorized(m.clone()),
         Error::Forbidden => Error::Forbidden,
         Error::Conflict(m) => Error::Conflict(m.clone()),
+        Error::TryAgain(m) => Error::TryAgain(m.clone()),
         Error::Invalid(f) => Error::Invalid(f.clone()),
         Error::BadRequest(m) => Error::BadRequest(m.clone()),
         Error::Unavailable {

@@ -70,6 +70,12 @@ pub struct Problem {
 #[derive(Clone, Debug)]
 pub struct LoggedCause(pub String);
 
+/// Marker put into the extensions of an answer that is not final: the same request may get
+/// another answer when repeated (a 5xx, or a 409 that means "try again"). Such an answer is
+/// never stored for an `Idempotency-Key`.
+#[derive(Clone, Copy, Debug)]
+pub struct Transient;
+
 struct Parts {
     status: StatusCode,
     slug: &'static str,
@@ -79,6 +85,7 @@ struct Parts {
     retry_after: Option<Duration>,
     cause: Option<String>,
     www_authenticate: bool,
+    transient: bool,
 }
 
 impl Parts {
@@ -92,6 +99,7 @@ impl Parts {
             retry_after: None,
             cause: None,
             www_authenticate: false,
+            transient: status.is_server_error(),
         }
     }
 }
@@ -126,6 +134,12 @@ impl ApiError {
                 ),
                 E::Conflict(detail) => {
                     Parts::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+                }
+                E::TryAgain(detail) => {
+                    let mut p = Parts::new(StatusCode::CONFLICT, "conflict", "Conflict", detail);
+                    p.retry_after = Some(Duration::from_secs(1));
+                    p.transient = true;
+                    p
                 }
                 E::Invalid(errors) => {
                     let mut p = Parts::new(
@@ -297,6 +311,9 @@ pub fn problem_response(err: ApiError) -> Response {
     }
     if let Some(cause) = parts.cause {
         response.extensions_mut().insert(LoggedCause(cause));
+    }
+    if parts.transient {
+        response.extensions_mut().insert(Transient);
     }
     response
 }

@@ -47,6 +47,12 @@ pub enum Error {
     Forbidden,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A conflict that passes by itself: a concurrent request holds what this one needs
+    /// (a payment being started, a cart changing under checkout). 409 like [`Error::Conflict`],
+    /// but the same request may succeed when repeated, so it is never stored as the final
+    /// answer to an `Idempotency-Key`.
+    #[error("try again: {0}")]
+    TryAgain(String),
     /// Well-formed input with invalid values (422).
     #[error("invalid input")]
     Invalid(FieldErrors),
@@ -77,6 +83,10 @@ impl Error {
 
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict(message.into())
+    }
+
+    pub fn try_again(message: impl Into<String>) -> Self {
+        Self::TryAgain(message.into())
     }
 }
 

@@ -4,7 +4,8 @@
 //!    connection that is not inside a transaction), so a concurrent duplicate sees the claim
 //!    at once and gets [`Begin::Conflict`] instead of running the work a second time.
 //! 2. The caller does the work, then stores its answer with [`complete`] — or, when the
-//!    work failed on our side (5xx), gives the key back with [`release`] so a retry runs.
+//!    answer is not final (a 5xx, or a 409 that means "try again", `Error::TryAgain`), gives
+//!    the key back with [`release`] so the client's repeat runs afresh.
 //! 3. A repeat with the same key and body within [`KEY_TTL`] gets [`Begin::Replay`] with the
 //!    stored answer; the same key with another body is [`KeyConflict::DifferentRequest`].
 //!
@@ -87,7 +88,7 @@ impl From<KeyConflict> for Error {
     fn from(conflict: KeyConflict) -> Self {
         match conflict {
             KeyConflict::InProgress => {
-                Error::conflict("a request with this Idempotency-Key is still being processed")
+                Error::try_again("a request with this Idempotency-Key is still being processed")
             }
             KeyConflict::DifferentRequest => Error::conflict(
                 "this Idempotency-Key was already used with a different request body",

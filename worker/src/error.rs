@@ -70,7 +70,7 @@ impl From<cart_core::Error> for JobError {
             | E::Forbidden
             | E::Unauthorized(_)
             | E::Conflict(_) => Self::Permanent(err.into()),
-            E::Unavailable { .. } | E::Upstream(_) | E::Db(_) | E::Internal(_) => {
+            E::TryAgain(_) | E::Unavailable { .. } | E::Upstream(_) | E::Db(_) | E::Internal(_) => {
                 Self::Retry(err.into())
             }
         }

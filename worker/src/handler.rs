@@ -19,6 +19,7 @@ use std::{
 use apalis::prelude::{AbortError, BoxDynError, ExecutionContext, Task};
 use cart_core::jobs::{Envelope, Job};
 use futures::{FutureExt, future::BoxFuture};
+use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -41,7 +42,24 @@ pub trait JobHandler: Job {
     const TIMEOUT: Option<Duration> = None;
 
     fn run(self, deps: &Deps, run: &Run) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// Runs once the job has ended for good, however it ended: its last attempt failed (an
+    /// error, a database error, a timeout), it failed permanently (a panic included), or the
+    /// crash guard stopped it after workers died under it. `reason` is the last error. Kinds
+    /// whose job leaves something waiting for it (a payment `initiating`) close it here. If
+    /// this fails, the job is not given up: it runs again later, its attempt given back.
+    fn on_gave_up(
+        &self,
+        deps: &Deps,
+        reason: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        let _ = (deps, reason);
+        async { Ok(()) }
+    }
 }
+
+/// How long [`JobHandler::on_gave_up`] may take.
+const GAVE_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Errors are stored in the job row and in `job_failures`; a runaway message is cut here.
 const MAX_ERROR_CHARS: usize = 4000;
@@ -105,7 +123,7 @@ async fn execute<J: JobHandler>(
     async move {
         metrics::job_started(J::NAME);
         let started = Instant::now();
-        let outcome = attempt_job::<J>(&deps, args, &job_id, attempt, max_attempts).await;
+        let outcome = attempt_job::<J>(&deps, &args, &job_id, attempt, max_attempts).await;
         let elapsed = started.elapsed();
         match outcome {
             Ok(()) => {
@@ -113,7 +131,15 @@ async fn execute<J: JobHandler>(
                 tracing::info!(elapsed_ms = elapsed.as_millis(), "job succeeded");
                 Ok(())
             }
-            Err(err) => fail::<J>(&deps, &job_id, attempt, max_attempts, err, elapsed).await,
+            Err(err) => {
+                let attempt = Attempt {
+                    job_id: &job_id,
+                    args: &args,
+                    number: attempt,
+                    max_attempts,
+                };
+                fail::<J>(&deps, &attempt, err, elapsed).await
+            }
         }
     }
     .instrument(span)
@@ -122,7 +148,7 @@ async fn execute<J: JobHandler>(
 
 async fn attempt_job<J: JobHandler>(
     deps: &Deps,
-    args: Value,
+    args: &Value,
     job_id: &str,
     attempt: u32,
     max_attempts: u32,
@@ -135,7 +161,7 @@ async fn attempt_job<J: JobHandler>(
              short by a worker crash or shutdown"
         )));
     }
-    let envelope: Envelope<J> = serde_json::from_value(args).map_err(|e| {
+    let envelope = Envelope::<J>::deserialize(args).map_err(|e| {
         JobError::permanent(anyhow::anyhow!("undecodable {} payload: {e}", J::NAME))
     })?;
     let request_id = envelope
@@ -164,23 +190,47 @@ async fn attempt_job<J: JobHandler>(
     }
 }
 
+/// The failed attempt [`fail`] settles.
+struct Attempt<'a> {
+    job_id: &'a str,
+    args: &'a Value,
+    number: u32,
+    max_attempts: u32,
+}
+
+/// Settles a failed attempt: schedules the retry, or gives the job up. This is the one place
+/// that knows a job of any kind has ended for good, so [`JobHandler::on_gave_up`] runs here.
 async fn fail<J: JobHandler>(
     deps: &Deps,
-    job_id: &str,
-    attempt: u32,
-    max_attempts: u32,
+    attempt: &Attempt<'_>,
     err: JobError,
     elapsed: Duration,
 ) -> Result<(), BoxDynError> {
-    let permanent = err.is_permanent();
-    let message: String = err.to_string().chars().take(MAX_ERROR_CHARS).collect();
-    let (retry_in, gives_back_attempt) = match &err {
+    let mut permanent = err.is_permanent();
+    let mut message: String = err.to_string().chars().take(MAX_ERROR_CHARS).collect();
+    let (mut retry_in, mut gives_back_attempt) = match &err {
         JobError::Deferred { after, .. } => (Some(*after), true),
         _ => (
-            (!permanent && attempt < max_attempts).then(|| deps.settings.retry.delay(attempt)),
+            (!permanent && attempt.number < attempt.max_attempts)
+                .then(|| deps.settings.retry.delay(attempt.number)),
             false,
         ),
     };
+    if retry_in.is_none()
+        && let Err(hook_err) = gave_up::<J>(deps, attempt.args, &message).await
+    {
+        // What waits for this job would stay stuck: keep the job instead, so the next run
+        // (or its own giving up) settles it.
+        tracing::error!(error = %hook_err, "could not settle a job that gave up; it runs again");
+        message = format!("{message}; giving up failed: {hook_err:#}")
+            .chars()
+            .take(MAX_ERROR_CHARS)
+            .collect();
+        permanent = false;
+        retry_in = Some(deps.settings.retry.delay(attempt.number));
+        gives_back_attempt = true;
+    }
+    let (job_id, attempt) = (attempt.job_id, attempt.number);
     if let Err(db_err) = store::record_failure(
         &deps.pool,
         &store::Failure {
@@ -217,6 +267,26 @@ async fn fail<J: JobHandler>(
             tracing::error!(error = %message, "job failed; no attempts left");
             Err(message.into())
         }
+    }
+}
+
+/// Runs the kind's [`JobHandler::on_gave_up`] for the job whose envelope is `args` (nothing to
+/// do for a payload that cannot be decoded: no handler ever saw it).
+async fn gave_up<J: JobHandler>(deps: &Deps, args: &Value, reason: &str) -> anyhow::Result<()> {
+    let Ok(envelope) = Envelope::<J>::deserialize(args) else {
+        return Ok(());
+    };
+    let hook = AssertUnwindSafe(envelope.payload.on_gave_up(deps, reason)).catch_unwind();
+    match tokio::time::timeout(GAVE_UP_TIMEOUT, hook).await {
+        Err(_) => Err(anyhow::anyhow!(
+            "on_gave_up timed out after {}s",
+            GAVE_UP_TIMEOUT.as_secs()
+        )),
+        Ok(Err(panic)) => Err(anyhow::anyhow!(
+            "on_gave_up panicked: {}",
+            panic_message(panic.as_ref())
+        )),
+        Ok(Ok(result)) => result,
     }
 }
 

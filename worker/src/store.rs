@@ -24,14 +24,18 @@ pub async fn record_failure(pool: &PgPool, failure: &Failure<'_>) -> Result<(), 
     let mut tx = pool.begin().await?;
     let retry_at = match failure.retry_in {
         Some(delay) => {
+            // An attempt given back leaves one more to run, even past the limit (the crash
+            // guard's attempt, whose giving up could not be settled).
             sqlx::query_scalar!(
                 "UPDATE apalis.jobs
                  SET run_at = now() + make_interval(secs => $2),
-                     max_attempts = max_attempts + CASE WHEN $3 THEN 1 ELSE 0 END
+                     max_attempts = CASE WHEN $3 THEN GREATEST(max_attempts, $4) + 1
+                                         ELSE max_attempts END
                  WHERE id = $1 RETURNING run_at",
                 failure.job_id,
                 delay.as_secs_f64(),
                 failure.gives_back_attempt,
+                i32::try_from(failure.attempt).unwrap_or(i32::MAX),
             )
             .fetch_optional(&mut *tx)
             .await?

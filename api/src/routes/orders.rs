@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::{
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult, Problem, Transient},
     extract::{AdminUser, AuthUser, Created, Json, PageParams, Paginated, Path, Query},
     state::AppState,
 };
@@ -69,8 +69,9 @@ pub struct OrdersQuery {
         (status = 201, body = Order),
         (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 409, description = "not enough stock (the detail names the product), or the \
-            Idempotency-Key is in use by a running request or was used with another body",
-            body = Problem),
+            Idempotency-Key was used with another body; with `Retry-After`, a conflict that \
+            passes (the key is in use by a running request, the cart kept changing): repeat \
+            the request, such an answer is not stored for the key", body = Problem),
         (status = 422, description = "empty cart, no CPF on the profile, unknown address \
             (`address_id`: not in the caller's address book), shipping service not offered, \
             or a coupon that no longer applies", body = Problem),
@@ -284,7 +285,8 @@ const MAX_STORED_BODY: usize = 1024 * 1024;
 
 /// Runs `work` at most once per `(user, route, key)`: a repeat with the same body gets the
 /// stored answer with `Idempotent-Replayed: true`; the same key with another body, or while
-/// the first request still runs, is a 409. Answers of 5xx give the key back so a retry runs.
+/// the first request still runs, is a 409. Answers that are not final (5xx, and a 409 that
+/// means "try again": `cart_core::Error::TryAgain`) give the key back so a retry runs afresh.
 /// Without a key, `work` simply runs.
 ///
 /// With a key, the work and the storing of its answer run in a task of their own, so a client
@@ -365,9 +367,11 @@ where
         .map_err(|e| problem(anyhow::anyhow!("idempotent request task failed: {e}")))
 }
 
-/// Stores the answer for replays, or gives the key back after a 5xx; answers the response.
+/// Stores the answer for replays, or gives the key back after an answer that is not final
+/// (a 5xx, or a 409 that means "try again"); answers the response.
 async fn settle(db: &sqlx::PgPool, lease: &Lease, response: Response) -> Response {
     let status = response.status();
+    let transient = status.is_server_error() || response.extensions().get::<Transient>().is_some();
     let mut conn = match db.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
@@ -376,7 +380,7 @@ async fn settle(db: &sqlx::PgPool, lease: &Lease, response: Response) -> Respons
             return response;
         }
     };
-    if status.is_server_error() {
+    if transient {
         if let Err(e) = idempotency::release(&mut conn, lease).await {
             tracing::warn!(error = %e, "could not release an idempotency key");
         }

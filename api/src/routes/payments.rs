@@ -37,7 +37,9 @@ pub struct PaymentInitiating {
 }
 
 /// Starts paying an order. The provider is called by a job; the request waits up to
-/// `PAYMENT_WAIT` for it. A repeat while a payment is in flight returns that payment.
+/// `PAYMENT_WAIT` for it. A repeat while a payment is in flight returns that payment. A PIX
+/// code never expires after the order does. A refused payment (`status: failed`) carries a
+/// reason for the buyer in `error`; the provider's own text is shown to admins only.
 #[utoipa::path(post, path = "/orders/{id}/pay", tag = "payments",
     params(("id" = Uuid, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries")),
@@ -49,7 +51,10 @@ pub struct PaymentInitiating {
          headers(("Location" = String, description = "/api/orders/{id}/payment"))),
         (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 404, description = "no such order, or someone else's", body = Problem),
-        (status = 409, description = "the order is not waiting for a payment, or the Idempotency-Key was used with another body", body = Problem),
+        (status = 409, description = "the order is not waiting for a payment; PIX with less than \
+            `PIX_MIN_REMAINING` of the order's payment window left; the Idempotency-Key was used \
+            with another body; or, with `Retry-After`, a payment for the order is being started \
+            right now (repeat the request: such an answer is not stored for the key)", body = Problem),
         (status = 422, body = Problem),
         (status = 503, description = "the provider's circuit is open; nothing was recorded", body = Problem,
          headers(("Retry-After" = u64))),
@@ -112,10 +117,12 @@ fn answer(order_id: Uuid, payment: Payment) -> Response {
         }
         return response;
     }
-    (StatusCode::CREATED, Json(PaymentView::from(payment))).into_response()
+    // Only the order's owner pays: the buyer's view, without the provider's text.
+    (StatusCode::CREATED, Json(PaymentView::new(payment, false))).into_response()
 }
 
-/// The latest payment of an order (owner or admin).
+/// The latest payment of an order (owner or admin). A payment that did not go through says
+/// why in words for the buyer (`error`); admins also see the provider's text (`provider_error`).
 #[utoipa::path(get, path = "/orders/{id}/payment", tag = "payments",
     params(("id" = Uuid, Path)),
     security(("bearer" = [])),
@@ -129,7 +136,8 @@ pub async fn get_payment(
     user: AuthUser,
     Path(order_id): Path<Uuid>,
 ) -> ApiResult<Json<PaymentView>> {
+    let is_admin = user.is_admin();
     let mut conn = state.db.acquire().await?;
     let payment = flow::latest_for_order(&mut conn, order_id, user.into()).await?;
-    Ok(Json(payment.into()))
+    Ok(Json(PaymentView::new(payment, is_admin)))
 }

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::{
-    error::{ApiResult, Problem},
+    error::{ApiError, ApiResult, Problem},
     extract::Json,
     state::AppState,
 };
@@ -41,7 +41,10 @@ fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Option<&'a str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Verifies, stores and enqueues one webhook in one transaction.
+/// Verifies, stores and enqueues one webhook in one transaction. Each route serves only the
+/// payments of its own providers (`/webhooks/payment`: ProPay and the sandbox PIX;
+/// `/webhooks/openpix`: OpenPix; `/webhooks/stripe`: Stripe and the sandbox card), and is a
+/// 404 while none of them is configured.
 pub(crate) async fn receive(
     state: &AppState,
     source: WebhookSource,
@@ -54,6 +57,10 @@ pub(crate) async fn receive(
         openpix_rsa: header(headers, "x-webhook-signature"),
         openpix_hmac: header(headers, "x-openpix-signature"),
     };
+    // A route none of whose providers is configured does not exist for this store.
+    if !state.config.payments.route_is_served(source) {
+        return Err(ApiError::RouteNotFound);
+    }
     // The signature first, before the database is touched.
     webhooks::verify(&state.config.payments.verifiers, source, &signatures, body)?;
     let parsed = webhooks::parse(source, body)?;
@@ -84,6 +91,7 @@ pub(crate) async fn receive(
         (status = 200, description = "stored (or a duplicate, ignored)", body = WebhookAck),
         (status = 400, description = "valid signature, malformed body", body = Problem),
         (status = 401, description = "missing or invalid signature", body = Problem),
+        (status = 404, description = "PIX_PROVIDER is neither propay nor sandbox", body = Problem),
     ))]
 pub async fn propay_webhook(
     State(state): State<AppState>,
@@ -96,7 +104,9 @@ pub async fn propay_webhook(
 /// OpenPix/Woovi: `x-webhook-signature` (RSA-SHA256 with Woovi's public key), or the
 /// deprecated `X-OpenPix-Signature` HMAC when `OPENPIX_WEBHOOK_SECRET` is set. Events
 /// `OPENPIX:CHARGE_COMPLETED` and `OPENPIX:TRANSACTION_RECEIVED` with
-/// `charge.correlationID` = our payment id.
+/// `charge.correlationID` = our payment id and `pix.value` = what was paid. Woovi's key is
+/// the same for every account, so before the order moves the charge is read back from our
+/// own account (`OPENPIX_APP_ID`) and must be `COMPLETED` with the expected value.
 #[utoipa::path(post, path = "/webhooks/openpix", tag = "webhooks",
     params(("x-webhook-signature" = Option<String>, Header),
            ("X-OpenPix-Signature" = Option<String>, Header)),
@@ -105,6 +115,7 @@ pub async fn propay_webhook(
         (status = 200, description = "stored (or a duplicate, ignored)", body = WebhookAck),
         (status = 400, description = "valid signature, malformed body", body = Problem),
         (status = 401, description = "missing or invalid signature", body = Problem),
+        (status = 404, description = "PIX_PROVIDER is not openpix", body = Problem),
     ))]
 pub async fn openpix_webhook(
     State(state): State<AppState>,
@@ -116,7 +127,8 @@ pub async fn openpix_webhook(
 
 /// Stripe: `Stripe-Signature: t=…,v1=…` (HMAC-SHA256 of `"{t}.{body}"` with
 /// `STRIPE_WEBHOOK_SECRET`, any `v1`, `t` within 300 s). Events
-/// `payment_intent.succeeded` and `payment_intent.payment_failed`.
+/// `payment_intent.succeeded` (paid amount: `amount_received`) and
+/// `payment_intent.payment_failed`.
 #[utoipa::path(post, path = "/webhooks/stripe", tag = "webhooks",
     params(("Stripe-Signature" = String, Header)),
     request_body(content = String, content_type = "application/json"),
@@ -124,6 +136,7 @@ pub async fn openpix_webhook(
         (status = 200, description = "stored (or a duplicate, ignored)", body = WebhookAck),
         (status = 400, description = "valid signature, malformed body", body = Problem),
         (status = 401, description = "missing, invalid or stale signature", body = Problem),
+        (status = 404, description = "CARD_PROVIDER is neither stripe nor sandbox", body = Problem),
     ))]
 pub async fn stripe_webhook(
     State(state): State<AppState>,

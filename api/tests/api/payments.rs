@@ -36,7 +36,7 @@ use sqlx::{PgPool, postgres::PgPoolOptions};
 use uuid::Uuid;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
-    matchers::{method, path},
+    matchers::{header, method, path},
 };
 
 use crate::{
@@ -436,18 +436,20 @@ async fn a_propay_pix_payment_is_paid_by_its_webhook_and_invoiced(pool: PgPool) 
     world.stop().await;
 }
 
-/// Answers an OpenPix charge creation with the charge of the correlationID it was sent.
-struct OpenPixCharge;
+/// Answers an OpenPix charge creation with the charge of the correlationID it was sent (its
+/// transactionID derived from it, as each charge has its own).
+pub(crate) struct OpenPixCharge;
 
-const MOCK_BR_CODE: &str = "00020101021226760014br.gov.bcb.pix2554pix.example.com/qr/v2/9d36b84fc70b478fb95c12729b90ca255204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63047EC0";
+pub(crate) const MOCK_BR_CODE: &str = "00020101021226760014br.gov.bcb.pix2554pix.example.com/qr/v2/9d36b84fc70b478fb95c12729b90ca255204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63047EC0";
 
 impl wiremock::Respond for OpenPixCharge {
     fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
         let sent: Value = serde_json::from_slice(&request.body).unwrap();
         let id = sent["correlationID"].clone();
+        let transaction_id = id.as_str().unwrap_or_default().replace('-', "");
         ResponseTemplate::new(200).set_body_json(json!({
             "charge": {"status": "ACTIVE", "value": sent["value"], "correlationID": id,
-                "transactionID": "9134e2866f71427abf00241681624586",
+                "transactionID": transaction_id,
                 "brCode": MOCK_BR_CODE,
                 "paymentLinkUrl": "https://woovi.com/pay/7777a23s",
                 "qrCodeImage": "https://api.woovi.com/openpix/charge/brcode/image/7777a23s.png",
@@ -480,6 +482,23 @@ async fn an_openpix_payment_is_paid_by_its_webhook_and_invoiced(pool: PgPool) {
     paid.assert_status(201);
     assert_eq!(paid.body["copy_paste"], MOCK_BR_CODE);
     let payment_id = paid.body["payment_id"].as_str().unwrap().to_owned();
+    // Reconciliation reads the charge back from our account; Woovi is down at first and the
+    // job retries.
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v1/charge/{payment_id}")))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v1/charge/{payment_id}")))
+        .and(header("authorization", "app-id"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"charge": {
+            "status": "COMPLETED", "value": ORDER_TOTAL, "correlationID": payment_id,
+            "paymentMethods": {"pix": {"value": ORDER_TOTAL, "status": "COMPLETED"}}}})))
+        .mount(&server)
+        .await;
 
     let body = serde_json::to_vec(&json!({
         "event": "OPENPIX:CHARGE_COMPLETED",
@@ -578,7 +597,15 @@ async fn a_failed_card_payment_leaves_the_order_payable(pool: PgPool) {
         )
         .await;
     assert_eq!(payment.body["status"], "failed");
-    assert_eq!(payment.body["error"], "Your card was declined.");
+    // The buyer gets a reason in our words; the provider's text is for admins.
+    assert!(payment.body["error"].as_str().is_some(), "{}", payment.text);
+    assert!(!payment.text.contains("declined"), "{}", payment.text);
+    assert!(payment.body.get("provider_error").is_none());
+    let admin = admin_token(app).await;
+    let seen = app
+        .get(&format!("/api/orders/{order_id}/payment"), Some(&admin))
+        .await;
+    assert_eq!(seen.body["provider_error"], "Your card was declined.");
 
     // Payable again: a new payment is started.
     let retried = pay(app, order_id, "pix", &buyer.token).await;
@@ -877,5 +904,181 @@ async fn an_open_circuit_defers_the_initiation_without_spending_an_attempt(pool:
             .unwrap();
     assert_eq!(attempts, 3, "the 500, the refusal, the success");
     assert_eq!(max_attempts, 6, "the refusal gave its attempt back (5 + 1)");
+    world.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_providers_error_text_is_shown_to_admins_only(pool: PgPool) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {
+            "type": "invalid_request_error",
+            "message": "Invalid API Key provided: sk_live_********************1234"}})))
+        .mount(&server)
+        .await;
+    let settings = payment_settings(&[
+        ("CARD_PROVIDER", "stripe"),
+        ("STRIPE_API_URL", &server.uri()),
+        ("STRIPE_SECRET_KEY", "sk_live_x"),
+    ]);
+    let world = World::start(pool, settings, true).await;
+    let app = &world.app;
+    let buyer = buyer(app).await;
+    let order_id = place_order(&app.pool, buyer.id).await;
+
+    let paid = pay(app, order_id, "credit_card", &buyer.token).await;
+    paid.assert_status(201);
+    assert_eq!(paid.body["status"], "failed");
+    let shown = app
+        .get(
+            &format!("/api/orders/{order_id}/payment"),
+            Some(&buyer.token),
+        )
+        .await;
+    for answer in [&paid, &shown] {
+        assert!(!answer.text.contains("sk_live"), "{}", answer.text);
+        assert!(!answer.text.contains("API Key"), "{}", answer.text);
+        assert!(answer.body["error"].as_str().is_some(), "{}", answer.text);
+    }
+    let admin = admin_token(app).await;
+    let seen = app
+        .get(&format!("/api/orders/{order_id}/payment"), Some(&admin))
+        .await;
+    assert!(
+        seen.body["provider_error"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid API Key provided"),
+        "{}",
+        seen.text
+    );
+    world.stop().await;
+}
+
+async fn set_deadline(pool: &PgPool, order_id: Uuid, seconds_from_now: i64) {
+    sqlx::query("UPDATE orders SET expires_at = now() + make_interval(secs => $2) WHERE id = $1")
+        .bind(order_id)
+        .bind(seconds_from_now as f64)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_pix_code_never_outlives_its_order(pool: PgPool) {
+    let world = World::start(pool, payment_settings(&[]), true).await;
+    let app = &world.app;
+    let buyer = buyer(app).await;
+
+    // PIX_EXPIRES_IN is 30 min, the order has 10 min left: the code lives 10 min at most.
+    let order_id = place_order(&app.pool, buyer.id).await;
+    set_deadline(&app.pool, order_id, 600).await;
+    let paid = pay(app, order_id, "pix", &buyer.token).await;
+    paid.assert_status(201);
+    let code_expires: chrono::DateTime<chrono::Utc> =
+        paid.body["expires_at"].as_str().unwrap().parse().unwrap();
+    let deadline: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT expires_at FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(code_expires <= deadline, "{code_expires} > {deadline}");
+    assert!(code_expires > deadline - chrono::Duration::seconds(60));
+
+    // Less than PIX_MIN_REMAINING (2 min) left: 409, nothing recorded.
+    let closing = place_order(&app.pool, buyer.id).await;
+    set_deadline(&app.pool, closing, 90).await;
+    pay(app, closing, "pix", &buyer.token)
+        .await
+        .assert_problem(409);
+    let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE order_id = $1")
+        .bind(closing)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(payments, 0);
+    world.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_pix_initiation_after_the_window_closed_fails_the_payment(pool: PgPool) {
+    let world = World::start(pool, payment_settings(&[]), false).await;
+    let app = &world.app;
+    let buyer = buyer(app).await;
+    let order_id = place_order(&app.pool, buyer.id).await;
+    let settings = &app.state.config.payments;
+    let mut conn = app.pool.acquire().await.unwrap();
+    let started = cart_core::payments::flow::start(
+        &mut conn,
+        settings,
+        buyer.id,
+        order_id,
+        cart_core::payments::flow::PaymentMethod::Pix,
+    )
+    .await
+    .unwrap();
+    // The job runs late (a busy queue): by now the order has 30 s left.
+    set_deadline(&app.pool, order_id, 30).await;
+    let initiated = cart_core::payments::flow::initiate(&app.pool, settings, started.payment().id)
+        .await
+        .unwrap();
+    let cart_core::payments::flow::Initiated::Failed(failed) = initiated else {
+        panic!("expected a failed payment, got {initiated:?}");
+    };
+    assert!(failed.copy_paste.is_none() && failed.expires_at.is_none());
+    world.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_try_again_conflict_is_not_replayed_for_its_idempotency_key(pool: PgPool) {
+    let world = World::start(pool, payment_settings(&[]), true).await;
+    let app = &world.app;
+    let buyer = buyer(app).await;
+    let order_id = place_order(&app.pool, buyer.id).await;
+    // A payment still active behind a newer failed one: the one-active-payment index refuses
+    // the new payment, exactly as when a concurrent `pay` has just won the race.
+    let stale = Uuid::now_v7();
+    for (id, status, age) in [(stale, "pending", 60.0), (Uuid::now_v7(), "failed", 0.0)] {
+        sqlx::query(
+            "INSERT INTO payments (id, order_id, method, provider, amount_cents, status, created_at)
+             VALUES ($1, $2, 'pix', 'sandbox_pix', $3, $4, now() - make_interval(secs => $5))",
+        )
+        .bind(id)
+        .bind(order_id)
+        .bind(ORDER_TOTAL)
+        .bind(status)
+        .bind(age)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let send = || {
+        app.client
+            .post(app.url(&format!("/api/orders/{order_id}/pay")))
+            .bearer_auth(&buyer.token)
+            .header("idempotency-key", "pay-after-race")
+            .json(&json!({"method": "pix"}))
+            .send()
+    };
+    let busy = TestApp::read(send().await.unwrap()).await;
+    busy.assert_problem(409);
+    assert!(busy.header("retry-after").is_some(), "{:?}", busy.headers);
+
+    // The race is over; the same key runs afresh instead of replaying the 409.
+    sqlx::query("UPDATE payments SET status = 'expired' WHERE id = $1")
+        .bind(stale)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let retried = TestApp::read(send().await.unwrap()).await;
+    retried.assert_status(201);
+    assert_eq!(retried.header("idempotent-replayed"), None);
+    // And that final answer is the one replayed from now on.
+    let replayed = TestApp::read(send().await.unwrap()).await;
+    replayed.assert_status(201);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replayed.body["payment_id"], retried.body["payment_id"]);
     world.stop().await;
 }

@@ -6,18 +6,22 @@
 use cart_core::{
     mail::templates::{Branding, Templates},
     payments::{
-        flow::{self, PaymentMethod},
+        flow::{self, PaymentMethod, PaymentSettings},
         reconcile::{self, Outcome},
-        signature::sign_stripe,
+        signature::{sign_openpix_hmac, sign_stripe},
     },
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{header, method, path},
+};
 
 use crate::payments::{
-    ORDER_TOTAL, World, buyer, jobs_with_key, order_state, payment_settings, place_order,
-    post_webhook, propay_paid, stripe_event,
+    OPENPIX_HMAC_SECRET, ORDER_TOTAL, OpenPixCharge, World, buyer, jobs_with_key, order_state,
+    payment_settings, place_order, post_webhook, propay_paid, stripe_event,
 };
 
 fn templates() -> Templates {
@@ -53,14 +57,21 @@ async fn event_ids(pool: &PgPool) -> Vec<Uuid> {
         .unwrap()
 }
 
-async fn reconcile_all(pool: &PgPool) -> Vec<Outcome> {
+/// Reconciles every stored event, as the worker's job would; answers their outcomes.
+async fn reconcile_all(world: &World) -> Vec<Outcome> {
+    let app = &world.app;
     let mut outcomes = vec![];
-    for id in event_ids(pool).await {
-        let mut conn = pool.acquire().await.unwrap();
+    for id in event_ids(&app.pool).await {
+        let mut conn = app.pool.acquire().await.unwrap();
         outcomes.push(
-            reconcile::reconcile_webhook_event(&mut conn, &templates(), id)
-                .await
-                .unwrap(),
+            reconcile::reconcile_webhook_event(
+                &mut conn,
+                &templates(),
+                &app.state.config.payments.providers,
+                id,
+            )
+            .await
+            .unwrap(),
         );
     }
     outcomes
@@ -88,14 +99,6 @@ async fn a_bad_or_missing_signature_is_401_and_stores_nothing(pool: PgPool) {
             sign_stripe("whsec_other", chrono::Utc::now().timestamp(), &stripe_body),
         )],
         &stripe_body,
-    )
-    .await
-    .assert_problem(401);
-    post_webhook(
-        app,
-        "/api/webhooks/openpix",
-        &[("x-webhook-signature", "AAAA".into())],
-        &body,
     )
     .await
     .assert_problem(401);
@@ -203,10 +206,11 @@ async fn a_hundred_concurrent_replays_change_the_order_once(pool: PgPool) {
     assert_eq!(all_events.len(), 21);
     let runs = (0..100).map(|i| {
         let pool = app.pool.clone();
+        let providers = app.state.config.payments.providers.clone();
         let id = all_events[i % all_events.len()];
         async move {
             let mut conn = pool.acquire().await.unwrap();
-            reconcile::reconcile_webhook_event(&mut conn, &templates(), id)
+            reconcile::reconcile_webhook_event(&mut conn, &templates(), &providers, id)
                 .await
                 .unwrap()
         }
@@ -251,10 +255,7 @@ async fn a_wrong_amount_is_flagged_and_the_order_stays_unpaid(pool: PgPool) {
     )
     .await
     .assert_status(200);
-    assert_eq!(
-        reconcile_all(&app.pool).await,
-        vec![Outcome::AmountMismatch]
-    );
+    assert_eq!(reconcile_all(&world).await, vec![Outcome::AmountMismatch]);
     assert_eq!(
         order_state(&app.pool, order_id).await,
         ("pending_payment".into(), "pending_payment".into())
@@ -294,10 +295,7 @@ async fn a_payment_after_expiry_is_recorded_and_refunded(pool: PgPool) {
     )
     .await
     .assert_status(200);
-    assert_eq!(
-        reconcile_all(&app.pool).await,
-        vec![Outcome::PaidAfterCancel]
-    );
+    assert_eq!(reconcile_all(&world).await, vec![Outcome::PaidAfterCancel]);
     assert_eq!(
         order_state(&app.pool, order_id).await,
         ("cancelled".into(), "refund_pending".into())
@@ -374,5 +372,458 @@ async fn the_webhook_and_payment_routes_are_in_the_openapi_document(pool: PgPool
     ] {
         assert!(doc.body["paths"].get(route).is_some(), "{route} missing");
     }
+    world.stop().await;
+}
+
+// ---- Each route serves only its own providers -----------------------------------------
+
+const OPENPIX_APP_ID: &str = "our-woovi-app-id";
+
+fn openpix_settings(server: &MockServer) -> PaymentSettings {
+    payment_settings(&[
+        ("PIX_PROVIDER", "openpix"),
+        ("OPENPIX_URL", &server.uri()),
+        ("OPENPIX_APP_ID", OPENPIX_APP_ID),
+    ])
+}
+
+/// A Woovi that creates the charges we ask for.
+async fn woovi() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/charge"))
+        .respond_with(OpenPixCharge)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Woovi's answer to `GET /api/v1/charge/{payment_id}` asked with our AppID.
+async fn woovi_charge(server: &MockServer, payment_id: Uuid, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v1/charge/{payment_id}")))
+        .and(header("authorization", OPENPIX_APP_ID))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// The body of Woovi's charge GET (integrations.md §3a).
+fn woovi_charge_body(payment_id: Uuid, status: &str, value: i64) -> Value {
+    json!({"charge": {
+        "status": status, "value": value, "correlationID": payment_id.to_string(),
+        "globalID": "Q2hhcmdlOjYwM2U3NDlhNDI1NjAyYmJiZjRlN2JlZA==",
+        "transactionID": "9134e2866f71427abf00241681624586",
+        "paymentMethods": {"pix": {"value": value, "status": status,
+            "txId": "9134e2866f71427abf00241681624586"}}
+    }})
+}
+
+/// A signed `OPENPIX:CHARGE_COMPLETED` for `payment_id`: the charge asked `asked`, the Pix
+/// transaction paid `paid`.
+fn openpix_paid(payment_id: Uuid, asked: i64, paid: i64) -> (Vec<u8>, String) {
+    let body = serde_json::to_vec(&json!({
+        "event": "OPENPIX:CHARGE_COMPLETED",
+        "charge": {"correlationID": payment_id.to_string(), "value": asked, "status": "COMPLETED"},
+        "pix": {"value": paid, "time": "2026-11-25T12:05:00Z",
+                "endToEndId": format!("E{}", payment_id.simple())},
+        "company": {"id": "another-woovi-account"}
+    }))
+    .unwrap();
+    let signature = sign_openpix_hmac(OPENPIX_HMAC_SECRET, &body);
+    (body, signature)
+}
+
+async fn post_openpix(world: &World, (body, signature): (Vec<u8>, String)) {
+    post_webhook(
+        &world.app,
+        "/api/webhooks/openpix",
+        &[("x-openpix-signature", signature)],
+        &body,
+    )
+    .await
+    .assert_status(200);
+}
+
+/// An order with a `pending` payment of `method` through the world's providers.
+async fn started_payment(world: &World, method: PaymentMethod) -> (Uuid, Uuid) {
+    let app = &world.app;
+    let buyer = buyer(app).await;
+    let order_id = place_order(&app.pool, buyer.id).await;
+    let settings = &app.state.config.payments;
+    let mut conn = app.pool.acquire().await.unwrap();
+    let started = flow::start(&mut conn, settings, buyer.id, order_id, method)
+        .await
+        .unwrap();
+    let payment_id = started.payment().id;
+    flow::initiate(&app.pool, settings, payment_id)
+        .await
+        .unwrap();
+    (order_id, payment_id)
+}
+
+async fn outcomes(pool: &PgPool) -> Vec<Option<String>> {
+    sqlx::query_scalar("SELECT outcome FROM webhook_events ORDER BY received_at")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_openpix_route_is_404_unless_openpix_is_the_pix_provider(pool: PgPool) {
+    let world = World::start(pool, payment_settings(&[]), false).await;
+    let app = &world.app;
+    let (body, signature) = openpix_paid(Uuid::now_v7(), ORDER_TOTAL, ORDER_TOTAL);
+    let refused = post_webhook(
+        app,
+        "/api/webhooks/openpix",
+        &[("x-openpix-signature", signature)],
+        &body,
+    )
+    .await;
+    refused.assert_problem(404);
+    assert_eq!(refused.body["detail"], "no such route");
+    assert!(event_ids(&app.pool).await.is_empty());
+    // The sandbox's own routes are there (a missing signature: 401).
+    for route in ["/api/webhooks/payment", "/api/webhooks/stripe"] {
+        post_webhook(app, route, &[], b"{}")
+            .await
+            .assert_problem(401);
+    }
+    world.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_payment_route_is_404_when_openpix_is_the_pix_provider(pool: PgPool) {
+    let server = woovi().await;
+    let world = World::start(pool, openpix_settings(&server), false).await;
+    let app = &world.app;
+    let (body, signature) = propay_paid("ev-404", "tx-404", ORDER_TOTAL);
+    post_webhook(
+        app,
+        "/api/webhooks/payment",
+        &[("x-propay-signature", signature)],
+        &body,
+    )
+    .await
+    .assert_problem(404);
+    // Its own route checks signatures as before.
+    post_webhook(
+        app,
+        "/api/webhooks/openpix",
+        &[("x-webhook-signature", "AAAA".into())],
+        &body,
+    )
+    .await
+    .assert_problem(401);
+    assert!(event_ids(&app.pool).await.is_empty());
+    // The sandbox card keeps the Stripe route.
+    post_webhook(app, "/api/webhooks/stripe", &[], b"{}")
+        .await
+        .assert_problem(401);
+    world.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_forged_openpix_event_that_our_account_does_not_confirm_changes_nothing(pool: PgPool) {
+    let server = woovi().await;
+    let world = World::start(pool, openpix_settings(&server), false).await;
+    let app = &world.app;
+    // Someone else's Woovi account made and paid a charge carrying our payment id; ours
+    // has no such charge, or has it unpaid, or for another value.
+    let (not_ours, not_ours_payment) = started_payment(&world, PaymentMethod::Pix).await;
+    woovi_charge(
+        &server,
+        not_ours_payment,
+        ResponseTemplate::new(404).set_body_json(json!({"error": "Cobrança não encontrada"})),
+    )
+    .await;
+    let (unpaid, unpaid_payment) = started_payment(&world, PaymentMethod::Pix).await;
+    woovi_charge(
+        &server,
+        unpaid_payment,
+        ResponseTemplate::new(200).set_body_json(woovi_charge_body(
+            unpaid_payment,
+            "ACTIVE",
+            ORDER_TOTAL,
+        )),
+    )
+    .await;
+    let (other_value, other_value_payment) = started_payment(&world, PaymentMethod::Pix).await;
+    woovi_charge(
+        &server,
+        other_value_payment,
+        ResponseTemplate::new(200).set_body_json(woovi_charge_body(
+            other_value_payment,
+            "COMPLETED",
+            100,
+        )),
+    )
+    .await;
+    for payment_id in [not_ours_payment, unpaid_payment, other_value_payment] {
+        post_openpix(&world, openpix_paid(payment_id, ORDER_TOTAL, ORDER_TOTAL)).await;
+    }
+
+    assert_eq!(reconcile_all(&world).await, vec![Outcome::Unconfirmed; 3]);
+    assert_eq!(
+        outcomes(&app.pool).await,
+        vec![Some("unconfirmed".to_owned()); 3]
+    );
+    for order_id in [not_ours, unpaid, other_value] {
+        assert_eq!(
+            order_state(&app.pool, order_id).await,
+            ("pending_payment".into(), "pending_payment".into())
+        );
+        assert_eq!(
+            jobs_with_key(&app.pool, &format!("nfe:{order_id}")).await,
+            0
+        );
+    }
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM payments")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses, vec!["pending"; 3]);
+    world.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_openpix_event_our_account_confirms_pays_and_an_outage_is_retried(pool: PgPool) {
+    let server = woovi().await;
+    let world = World::start(pool, openpix_settings(&server), false).await;
+    let app = &world.app;
+    let (order_id, payment_id) = started_payment(&world, PaymentMethod::Pix).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v1/charge/{payment_id}")))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    woovi_charge(
+        &server,
+        payment_id,
+        ResponseTemplate::new(200).set_body_json(woovi_charge_body(
+            payment_id,
+            "COMPLETED",
+            ORDER_TOTAL,
+        )),
+    )
+    .await;
+    post_openpix(&world, openpix_paid(payment_id, ORDER_TOTAL, ORDER_TOTAL)).await;
+    let event = event_ids(&app.pool).await[0];
+    let providers = &app.state.config.payments.providers;
+
+    // Woovi is down: the job fails (and is retried), the event is not used up.
+    let mut conn = app.pool.acquire().await.unwrap();
+    let err = reconcile::reconcile_webhook_event(&mut conn, &templates(), providers, event)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, cart_core::Error::Unavailable { .. }),
+        "{err:?}"
+    );
+    assert_eq!(outcomes(&app.pool).await, vec![None]);
+    assert_eq!(
+        order_state(&app.pool, order_id).await,
+        ("pending_payment".into(), "pending_payment".into())
+    );
+
+    let outcome = reconcile::reconcile_webhook_event(&mut conn, &templates(), providers, event)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Paid);
+    assert_eq!(
+        order_state(&app.pool, order_id).await,
+        ("processing".into(), "paid".into())
+    );
+    world.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn openpix_pays_what_the_pix_transaction_carried(pool: PgPool) {
+    let server = woovi().await;
+    let world = World::start(pool, openpix_settings(&server), false).await;
+    let app = &world.app;
+    let (order_id, payment_id) = started_payment(&world, PaymentMethod::Pix).await;
+    woovi_charge(
+        &server,
+        payment_id,
+        ResponseTemplate::new(200).set_body_json(woovi_charge_body(
+            payment_id,
+            "COMPLETED",
+            ORDER_TOTAL,
+        )),
+    )
+    .await;
+    post_openpix(
+        &world,
+        openpix_paid(payment_id, ORDER_TOTAL, ORDER_TOTAL - 1000),
+    )
+    .await;
+    assert_eq!(reconcile_all(&world).await, vec![Outcome::AmountMismatch]);
+    assert_eq!(
+        order_state(&app.pool, order_id).await,
+        ("pending_payment".into(), "pending_payment".into())
+    );
+    let paid: Option<i64> =
+        sqlx::query_scalar("SELECT paid_amount_cents FROM payments WHERE id = $1")
+            .bind(payment_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(paid, Some(ORDER_TOTAL - 1000));
+    world.stop().await;
+}
+
+/// A payment recorded while another provider was configured (the store has switched since).
+async fn recorded_payment(
+    pool: &PgPool,
+    order_id: Uuid,
+    method: &str,
+    provider: &str,
+    txid: &str,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO payments (id, order_id, method, provider, amount_cents, status, txid)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6)",
+    )
+    .bind(id)
+    .bind(order_id)
+    .bind(method)
+    .bind(provider)
+    .bind(ORDER_TOTAL)
+    .bind(txid)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_signed_event_naming_another_providers_payment_changes_nothing(pool: PgPool) {
+    let world = World::start(pool, payment_settings(&[]), false).await;
+    let app = &world.app;
+    let buyer = buyer(app).await;
+    let openpix_order = place_order(&app.pool, buyer.id).await;
+    recorded_payment(&app.pool, openpix_order, "pix", "openpix", "wooviTx0001").await;
+    let stripe_order = place_order(&app.pool, buyer.id).await;
+    recorded_payment(
+        &app.pool,
+        stripe_order,
+        "credit_card",
+        "stripe",
+        "stripeTx0001",
+    )
+    .await;
+    // Signed for the payment route (ProPay and the sandbox PIX), naming them by txid.
+    for (i, txid) in ["wooviTx0001", "stripeTx0001"].into_iter().enumerate() {
+        let (body, signature) = propay_paid(&format!("cross-{i}"), txid, ORDER_TOTAL);
+        post_webhook(
+            app,
+            "/api/webhooks/payment",
+            &[("x-propay-signature", signature)],
+            &body,
+        )
+        .await
+        .assert_status(200);
+    }
+    // Signed for the Stripe route (Stripe and the sandbox card), naming a sandbox PIX payment.
+    let (pix_order, pix_payment, _) = pending_pix(&world).await;
+    let (body, header) = stripe_event(
+        "payment_intent.succeeded",
+        "evt_cross",
+        &pix_payment.to_string(),
+        pix_order,
+    );
+    post_webhook(
+        app,
+        "/api/webhooks/stripe",
+        &[("stripe-signature", header)],
+        &body,
+    )
+    .await
+    .assert_status(200);
+
+    assert_eq!(
+        reconcile_all(&world).await,
+        vec![Outcome::ProviderMismatch; 3]
+    );
+    assert_eq!(
+        outcomes(&app.pool).await,
+        vec![Some("provider_mismatch".to_owned()); 3]
+    );
+    for order_id in [openpix_order, stripe_order, pix_order] {
+        assert_eq!(
+            order_state(&app.pool, order_id).await,
+            ("pending_payment".into(), "pending_payment".into())
+        );
+    }
+    let paid: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM payments WHERE paid_amount_cents IS NOT NULL")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(paid, 0);
+    world.stop().await;
+}
+
+fn stripe_succeeded(
+    event_id: &str,
+    payment_id: Uuid,
+    order_id: Uuid,
+    amount_received: Option<i64>,
+) -> (Vec<u8>, String) {
+    let mut intent = json!({"id": "pi_test_1", "object": "payment_intent", "amount": ORDER_TOTAL,
+        "metadata": {"order_id": order_id.to_string(), "payment_id": payment_id.to_string()}});
+    if let Some(received) = amount_received {
+        intent["amount_received"] = received.into();
+    }
+    let body = serde_json::to_vec(&json!({
+        "id": event_id, "object": "event", "type": "payment_intent.succeeded",
+        "data": {"object": intent}
+    }))
+    .unwrap();
+    let header = sign_stripe(
+        cart_core::payments::flow::TEST_STRIPE_SECRET,
+        chrono::Utc::now().timestamp(),
+        &body,
+    );
+    (body, header)
+}
+
+#[sqlx::test(migrations = false)]
+async fn stripe_pays_what_was_received_not_what_was_asked(pool: PgPool) {
+    let world = World::start(pool, payment_settings(&[]), false).await;
+    let app = &world.app;
+    let (order_id, payment_id) = started_payment(&world, PaymentMethod::CreditCard).await;
+    // Without `amount_received` nothing says what was paid: refused, nothing stored.
+    let (body, header) = stripe_succeeded("evt_asked", payment_id, order_id, None);
+    post_webhook(
+        app,
+        "/api/webhooks/stripe",
+        &[("stripe-signature", header)],
+        &body,
+    )
+    .await
+    .assert_problem(400);
+    assert!(event_ids(&app.pool).await.is_empty());
+
+    let (body, header) =
+        stripe_succeeded("evt_short", payment_id, order_id, Some(ORDER_TOTAL - 500));
+    post_webhook(
+        app,
+        "/api/webhooks/stripe",
+        &[("stripe-signature", header)],
+        &body,
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(reconcile_all(&world).await, vec![Outcome::AmountMismatch]);
+    assert_eq!(
+        order_state(&app.pool, order_id).await,
+        ("pending_payment".into(), "pending_payment".into())
+    );
     world.stop().await;
 }

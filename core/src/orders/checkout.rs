@@ -96,7 +96,7 @@ pub async fn place_order(
         tx.commit().await?;
         return Ok(order);
     }
-    Err(Error::conflict(
+    Err(Error::try_again(
         "the cart kept changing during checkout; please try again",
     ))
 }

@@ -249,7 +249,9 @@ pub async fn transition(
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() != 1 {
-        return Err(Error::conflict("the order changed concurrently; try again"));
+        return Err(Error::try_again(
+            "the order changed concurrently; try again",
+        ));
     }
     record_event(conn, order_id, Some(from), to, actor, reason).await?;
     Ok(from)

@@ -104,8 +104,9 @@ impl std::fmt::Debug for Payment {
     }
 }
 
-/// A payment as the API shows it to its payer: PIX fields for PIX, the client secret for
-/// cards, the error of a failed one.
+/// A payment as the API shows it: PIX fields for PIX, the client secret for cards, and for a
+/// payment that did not go through a reason fit for the buyer. What the provider said
+/// (which may name our account, keys or internals) is shown to admins only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentView {
     pub payment_id: Uuid,
@@ -128,13 +129,19 @@ pub struct PaymentView {
     /// Cards: handed to the payment form to confirm the payment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// Why the payment did not go through, in words for the buyer (`failed`,
+    /// `amount_mismatch`, `paid_after_cancel`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Admins only: the provider's own text or our operator note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_error: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
-impl From<Payment> for PaymentView {
-    fn from(p: Payment) -> Self {
+impl PaymentView {
+    /// The payment as `viewer_is_admin` may see it: the provider's text only for admins.
+    pub fn new(p: Payment, viewer_is_admin: bool) -> Self {
         Self {
             payment_id: p.id,
             order_id: p.order_id,
@@ -147,9 +154,26 @@ impl From<Payment> for PaymentView {
             qr_code_url: p.qr_code_url,
             expires_at: p.expires_at,
             client_secret: p.client_secret,
-            error: p.error,
+            error: buyer_reason(p.status).map(str::to_owned),
+            provider_error: if viewer_is_admin { p.error } else { None },
             created_at: p.created_at,
         }
+    }
+}
+
+/// What a buyer is told about a payment that did not go through.
+fn buyer_reason(status: PaymentState) -> Option<&'static str> {
+    match status {
+        PaymentState::Failed => Some(
+            "the payment could not be completed; please try again or choose another payment method",
+        ),
+        PaymentState::AmountMismatch => {
+            Some("the amount received differs from the order total; our team will review it")
+        }
+        PaymentState::PaidAfterCancel => {
+            Some("the payment arrived after the order was closed; it will be refunded")
+        }
+        _ => None,
     }
 }
 
@@ -212,6 +236,11 @@ impl PaymentSettings {
             wait: DEFAULT_PAYMENT_WAIT,
             pix_sandbox: true,
         }
+    }
+
+    /// Whether any provider that `source`'s webhook route serves is configured.
+    pub fn route_is_served(&self, source: super::webhooks::WebhookSource) -> bool {
+        source.serves(self.providers.pix.name()) || source.serves(self.providers.card.name())
     }
 
     /// The provider name a new payment of `method` goes to.
@@ -361,7 +390,9 @@ impl Started {
 
 /// `POST /api/orders/{id}/pay`: in one transaction, checks the order is `user_id`'s and
 /// payable, refuses at once while the provider's circuit is open, records the payment and
-/// enqueues its initiation. A payment already in flight is returned instead.
+/// enqueues its initiation. A payment already in flight is returned instead. A PIX payment
+/// needs at least `PIX_MIN_REMAINING` of the order's payment window left (409 otherwise):
+/// its code never outlives the order.
 pub async fn start(
     conn: &mut PgConnection,
     settings: &PaymentSettings,
@@ -371,7 +402,8 @@ pub async fn start(
 ) -> Result<Started> {
     let mut tx = conn.begin().await?;
     let order = sqlx::query!(
-        r#"SELECT user_id, total_cents FROM orders WHERE id = $1 FOR NO KEY UPDATE"#,
+        r#"SELECT user_id, total_cents, expires_at, now() AS "now!"
+           FROM orders WHERE id = $1 FOR NO KEY UPDATE"#,
         order_id,
     )
     .fetch_optional(&mut *tx)
@@ -388,6 +420,13 @@ pub async fn start(
     if let Some(active) = active_payment(&mut tx, order_id).await? {
         tx.commit().await?;
         return Ok(Started::Existing(active));
+    }
+    let min_remaining = settings.providers.pix_min_remaining;
+    if method == PaymentMethod::Pix && window_left(order.expires_at, order.now) < min_remaining {
+        return Err(Error::conflict(format!(
+            "less than {} s are left to pay this order; a PIX code would expire with it",
+            min_remaining.as_secs()
+        )));
     }
     let provider = settings.provider_for(method);
     if let Some(retry_after) = circuit_refusal(&mut tx, &settings.breaker, provider).await? {
@@ -422,7 +461,7 @@ pub async fn start(
     .map_err(|e| match &e {
         // A concurrent `pay` won the one-active-payment race: the caller retries and gets it.
         sqlx::Error::Database(db) if db.constraint() == Some("payments_one_active_per_order") => {
-            Error::conflict("a payment for this order is being started; try again")
+            Error::try_again("a payment for this order is being started; try again")
         }
         _ => Error::Db(e),
     })?;
@@ -493,11 +532,14 @@ pub enum InitiateRetry {
 struct ChargeContext {
     order_number: String,
     payer: Payer,
+    /// What is left of the order's payment window, by the database's clock (the one the
+    /// expiry ticker goes by).
+    window_left: Duration,
 }
 
 async fn charge_context(conn: &mut PgConnection, order_id: Uuid) -> Result<ChargeContext> {
     let row = sqlx::query!(
-        r#"SELECT o.number, o.recipient_cpf, u.name, u.email
+        r#"SELECT o.number, o.recipient_cpf, o.expires_at, now() AS "now!", u.name, u.email
            FROM orders o JOIN users u ON u.id = o.user_id
            WHERE o.id = $1"#,
         order_id,
@@ -512,7 +554,30 @@ async fn charge_context(conn: &mut PgConnection, order_id: Uuid) -> Result<Charg
             cpf: row.recipient_cpf,
             email: row.email,
         },
+        window_left: window_left(row.expires_at, row.now),
     })
+}
+
+/// Time from `now` to an order's payment deadline (zero once past).
+fn window_left(deadline: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    (deadline - now).to_std().unwrap_or(Duration::ZERO)
+}
+
+/// Taken off a PIX charge's life: the provider starts its clock when our request reaches it,
+/// a moment after we measured the order's window, and its clock is not ours.
+const PIX_EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long a PIX charge for an order with `window_left` may live: `PIX_EXPIRES_IN`, but never
+/// past the order's deadline. `None` when less than `PIX_MIN_REMAINING` is left.
+fn pix_charge_life(providers: &PaymentProviders, window_left: Duration) -> Option<Duration> {
+    if window_left < providers.pix_min_remaining {
+        return None;
+    }
+    Some(
+        providers
+            .pix_expires_in
+            .min(window_left.saturating_sub(PIX_EXPIRY_MARGIN)),
+    )
 }
 
 /// The `initiate_payment` job: asks the provider for the charge through the circuit breaker
@@ -535,6 +600,20 @@ pub async fn initiate(
     let description = format!("Pedido {}", context.order_number);
     let result = match payment.method {
         PaymentMethod::Pix => {
+            let Some(expires_in) = pix_charge_life(&settings.providers, context.window_left) else {
+                // Too late for a code the buyer could still pay before the order expires.
+                let mut conn = pool.acquire().await.map_err(Error::from)?;
+                let failed = mark_failed(
+                    &mut conn,
+                    payment_id,
+                    &format!(
+                        "the order's payment window has {} s left, less than PIX_MIN_REMAINING",
+                        context.window_left.as_secs()
+                    ),
+                )
+                .await?;
+                return Ok(Initiated::Failed(failed));
+            };
             let provider = settings.providers.pix.clone();
             let request = PixChargeRequest {
                 payment_id,
@@ -543,7 +622,7 @@ pub async fn initiate(
                 amount_cents: payment.amount_cents,
                 description,
                 payer: context.payer,
-                expires_in: settings.providers.pix_expires_in,
+                expires_in,
             };
             settings
                 .breaker
@@ -669,4 +748,64 @@ async fn notify_ready(conn: &mut PgConnection, payment_id: Uuid) -> Result<()> {
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pix_charge_never_outlives_its_order() {
+        let providers = PaymentSettings::for_tests().providers;
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        assert_eq!(providers.pix_expires_in, minutes(30));
+        assert_eq!(pix_charge_life(&providers, minutes(60)), Some(minutes(30)));
+        assert_eq!(
+            pix_charge_life(&providers, minutes(10)),
+            Some(minutes(10) - PIX_EXPIRY_MARGIN)
+        );
+        assert_eq!(
+            pix_charge_life(&providers, minutes(2)),
+            Some(minutes(2) - PIX_EXPIRY_MARGIN)
+        );
+        assert_eq!(
+            pix_charge_life(&providers, minutes(2) - Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(pix_charge_life(&providers, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn buyers_get_a_generic_reason_and_only_admins_the_providers_text() {
+        let now = Utc::now();
+        let failed = Payment {
+            id: Uuid::now_v7(),
+            order_id: Uuid::now_v7(),
+            method: PaymentMethod::CreditCard,
+            provider: "stripe".into(),
+            amount_cents: 100,
+            status: PaymentState::Failed,
+            txid: None,
+            provider_reference: None,
+            copy_paste: None,
+            qr_code: None,
+            qr_code_url: None,
+            client_secret: None,
+            expires_at: None,
+            error: Some("Invalid API Key provided: sk_live_abc".into()),
+            paid_amount_cents: None,
+            paid_at: None,
+            refund_reference: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let buyer = serde_json::to_string(&PaymentView::new(failed.clone(), false)).unwrap();
+        assert!(!buyer.contains("sk_live"), "{buyer}");
+        assert!(buyer.contains("\"error\""), "{buyer}");
+        let admin = PaymentView::new(failed, true);
+        assert_eq!(
+            admin.provider_error.as_deref(),
+            Some("Invalid API Key provided: sk_live_abc")
+        );
+    }
 }

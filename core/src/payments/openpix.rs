@@ -11,6 +11,21 @@
 //!
 //! Refunds: this client does not refund through the API; [`PixProvider::refund`] answers
 //! [`manual_refund_required`] and an operator returns the money from Woovi's dashboard.
+//!
+//! Confirming a webhook ([`OpenPixClient::fetch_charge`]): Woovi signs every webhook with one
+//! RSA key shared by all of its accounts, so a signed `OPENPIX:CHARGE_COMPLETED` proves only
+//! that *some* Woovi account was paid. Anyone can create a charge in their own account whose
+//! `correlationID` is one of our payment ids and point its webhook at us. Before an order
+//! moves, the charge is read back with our own AppID (integrations.md §3a, from
+//! woovibr/woovi-developers `src/swaggers/woovi.yml`):
+//!
+//! - `GET {OPENPIX_URL}/api/v1/charge/{id}`, where `id` is the charge id or the URL-encoded
+//!   `correlationID`; `Authorization: <AppID>`, no `Bearer`.
+//! - `200 {"charge": {status: ACTIVE|COMPLETED|EXPIRED, value, correlationID, globalID,
+//!   transactionID, paymentMethods.pix{value, status, txId}, …}}`; the GET has no `paidAt`.
+//! - A charge that is not in our account: `404` (or `400`) with `{"error": "…"}`.
+//!
+//! Only `COMPLETED` with our correlationID and the value we asked for confirms a payment.
 
 use std::time::Duration;
 
@@ -94,6 +109,48 @@ struct Charge {
     expires_date: Option<String>,
 }
 
+/// A charge as our own account sees it (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeStatus {
+    /// `ACTIVE`, `COMPLETED` or `EXPIRED`.
+    pub status: String,
+    pub value: Option<i64>,
+    pub correlation_id: Option<String>,
+}
+
+impl ChargeStatus {
+    /// Whether this charge shows `correlation_id` paid in full for `value_cents`: `None` when
+    /// it does, otherwise why not (for the webhook event's record and the logs).
+    pub fn unconfirmed_reason(&self, correlation_id: &str, value_cents: i64) -> Option<String> {
+        if self.status != "COMPLETED" {
+            return Some(format!("charge status is {}, not COMPLETED", self.status));
+        }
+        if self.correlation_id.as_deref() != Some(correlation_id) {
+            return Some("charge answered for another correlationID".into());
+        }
+        if self.value != Some(value_cents) {
+            return Some(format!(
+                "charge value is {:?} centavos, not {value_cents}",
+                self.value
+            ));
+        }
+        None
+    }
+}
+
+#[derive(Deserialize)]
+struct FetchedAnswer {
+    charge: Option<FetchedCharge>,
+}
+
+#[derive(Deserialize)]
+struct FetchedCharge {
+    status: Option<String>,
+    value: Option<i64>,
+    #[serde(rename = "correlationID")]
+    correlation_id: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct ErrorAnswer {
     error: Option<String>,
@@ -103,6 +160,53 @@ impl OpenPixClient {
     pub fn new(config: OpenPixConfig) -> Self {
         let http = http_client::build_client(config.timeout);
         Self { config, http }
+    }
+
+    /// Reads the charge `correlation_id` from our own account: `Ok(None)` when our account
+    /// has no such charge (Woovi's 404, or 400 `{"error"}`). Another 4xx (a bad AppID) is a
+    /// permanent error; 429, 5xx and transport failures are retryable.
+    pub async fn fetch_charge(
+        &self,
+        correlation_id: &str,
+    ) -> Result<Option<ChargeStatus>, ProviderError> {
+        let mut url = reqwest::Url::parse(self.config.base_url.trim_end_matches('/'))
+            .map_err(|_| ProviderError::Config(format!("{NAME}: OPENPIX_URL is not a URL")))?;
+        url.path_segments_mut()
+            .map_err(|()| ProviderError::Config(format!("{NAME}: OPENPIX_URL cannot be a base")))?
+            .pop_if_empty()
+            .extend(["api", "v1", "charge", correlation_id]);
+        let call = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, self.config.app_id.expose_secret());
+        let answer = http::send(call).await?;
+        if matches!(answer.status.as_u16(), 400 | 404) {
+            let message = serde_json::from_str::<ErrorAnswer>(&answer.body)
+                .ok()
+                .and_then(|e| e.error)
+                .unwrap_or_else(|| http::summary(&answer.body));
+            tracing::info!(status = answer.status.as_u16(), %message, "openpix: no such charge in our account");
+            return Ok(None);
+        }
+        if !answer.status.is_success() {
+            let message = serde_json::from_str::<ErrorAnswer>(&answer.body)
+                .ok()
+                .and_then(|e| e.error)
+                .unwrap_or_else(|| http::summary(&answer.body));
+            return Err(ProviderError::from_status(
+                answer.status,
+                format!("{NAME}: {message}"),
+            ));
+        }
+        let parsed: FetchedAnswer = http::parse(NAME, &answer.body)?;
+        let charge = parsed
+            .charge
+            .ok_or_else(|| ProviderError::Malformed(format!("{NAME}: answer without charge")))?;
+        Ok(Some(ChargeStatus {
+            status: http::required(NAME, "charge.status", charge.status)?,
+            value: charge.value,
+            correlation_id: charge.correlation_id,
+        }))
     }
 }
 
@@ -417,6 +521,124 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(err, ProviderError::Malformed(_)), "{err}");
         }
+    }
+
+    /// What Woovi's `GET /api/v1/charge/{id}` answers (integrations.md §3a).
+    fn fetched(correlation_id: &str, status: &str, value: i64) -> Value {
+        json!({"charge": {
+            "status": status, "value": value, "correlationID": correlation_id,
+            "globalID": "Q2hhcmdlOjYwM2U3NDlhNDI1NjAyYmJiZjRlN2JlZA==",
+            "transactionID": "9134e2866f71427abf00241681624586",
+            "paymentMethods": {"pix": {"value": value, "status": status,
+                "txId": "9134e2866f71427abf00241681624586"}},
+            "createdAt": "2026-11-25T12:00:00.000Z", "updatedAt": "2026-11-25T12:05:00.000Z"
+        }})
+    }
+
+    #[tokio::test]
+    async fn a_charge_is_read_back_with_our_app_id_by_its_encoded_correlation_id() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v1/charge/pedido%201%2F2"))
+            .and(header("Authorization", APP_ID))
+            .respond_with(ResponseTemplate::new(200).set_body_json(fetched(
+                "pedido 1/2",
+                "COMPLETED",
+                1000,
+            )))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let charge = client(&server, Duration::from_secs(5))
+            .fetch_charge("pedido 1/2")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(charge.unconfirmed_reason("pedido 1/2", 1000), None);
+        assert!(charge.unconfirmed_reason("pedido 1/2", 999).is_some());
+        assert!(charge.unconfirmed_reason("another", 1000).is_some());
+        let received = &server.received_requests().await.unwrap()[0];
+        let auth = received
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(auth, APP_ID);
+    }
+
+    #[tokio::test]
+    async fn an_active_or_expired_charge_confirms_nothing() {
+        for status in ["ACTIVE", "EXPIRED"] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(fetched("c", status, 1000)))
+                .mount(&server)
+                .await;
+            let charge = client(&server, Duration::from_secs(5))
+                .fetch_charge("c")
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(charge.unconfirmed_reason("c", 1000).is_some(), "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_charge_our_account_does_not_have_is_none() {
+        for (status, body) in [
+            (404, json!({"error": "Cobrança não encontrada"})),
+            (400, json!({"error": "charge not found"})),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(status).set_body_json(body))
+                .mount(&server)
+                .await;
+            let fetched = client(&server, Duration::from_secs(5))
+                .fetch_charge(&Uuid::now_v7().to_string())
+                .await
+                .unwrap();
+            assert_eq!(fetched, None, "{status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn fetching_a_charge_retries_outages_and_not_a_bad_app_id() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(json!({"error": "appID inválido"})),
+            )
+            .mount(&server)
+            .await;
+        let err = client(&server, Duration::from_secs(5))
+            .fetch_charge("c")
+            .await
+            .unwrap_err();
+        assert!(err.is_permanent(), "{err}");
+        for status in [429, 500, 503] {
+            let server = MockServer::start().await;
+            Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(status))
+                .mount(&server)
+                .await;
+            let err = client(&server, Duration::from_secs(5))
+                .fetch_charge("c")
+                .await
+                .unwrap_err();
+            assert!(!err.is_permanent(), "{status}: {err}");
+        }
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"charge": {}})))
+            .mount(&server)
+            .await;
+        let err = client(&server, Duration::from_secs(5))
+            .fetch_charge("c")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProviderError::Malformed(_)), "{err}");
     }
 
     #[tokio::test]

@@ -45,7 +45,8 @@ pub struct PixChargeRequest {
     /// Shown to the payer by their bank app where the provider supports it.
     pub description: String,
     pub payer: Payer,
-    /// How long the code stays payable; callers pass `PaymentProviders::pix_expires_in`.
+    /// How long the code stays payable: `PIX_EXPIRES_IN`, cut short so that the code never
+    /// outlives its order's payment deadline.
     pub expires_in: Duration,
 }
 

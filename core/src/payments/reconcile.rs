@@ -5,6 +5,8 @@
 //! The order moves through the status machine with a conditional update, under the order's
 //! row lock: only the run that actually moves it from `pending_payment` enqueues the
 //! "payment confirmed" e-mail and the NF-e, so replays change nothing and send nothing.
+//! Each webhook route serves only its own providers' payments: an event naming a payment of
+//! another provider or method changes nothing (`provider_mismatch`).
 //! Money that cannot be applied is never dropped: a wrong amount is flagged
 //! `amount_mismatch` for an operator; money for a cancelled, expired or already paid order
 //! is recorded `paid_after_cancel` and a refund job is enqueued.
@@ -15,6 +17,7 @@ use uuid::Uuid;
 
 use super::{
     flow::{self, Payment, PaymentKey, PaymentState},
+    settings::PaymentProviders,
     webhooks::{self, PaymentEvent, PaymentLookup, WebhookSource},
 };
 use crate::{
@@ -31,7 +34,7 @@ pub enum Outcome {
     Paid,
     /// Already applied (a replay, or a second notice of the same payment).
     AlreadyApplied,
-    /// Paid, but not the order's total: flagged for an operator, the order stays unpaid.
+    /// Paid, but not what the payment expects: flagged for an operator, the order stays unpaid.
     AmountMismatch,
     /// Paid for an order that no longer takes this payment: recorded and refunded.
     PaidAfterCancel,
@@ -39,6 +42,12 @@ pub enum Outcome {
     Failed,
     /// No payment of ours matches.
     UnknownPayment,
+    /// The event names a payment made through another provider or method than the route it
+    /// came in on: nothing changes.
+    ProviderMismatch,
+    /// The provider, asked with our own credentials, does not confirm the event (OpenPix):
+    /// nothing changes.
+    Unconfirmed,
     /// Nothing to apply.
     Ignored,
 }
@@ -52,6 +61,8 @@ impl Outcome {
             Self::PaidAfterCancel => "paid_after_cancel",
             Self::Failed => "failed",
             Self::UnknownPayment => "unknown_payment",
+            Self::ProviderMismatch => "provider_mismatch",
+            Self::Unconfirmed => "unconfirmed",
             Self::Ignored => "ignored",
         }
     }
@@ -59,28 +70,51 @@ impl Outcome {
 
 /// The `reconcile_payment` job: applies the stored webhook event and marks it processed,
 /// in one transaction. Running it again for a processed event changes nothing.
+///
+/// An event the provider's signature cannot tie to our account (OpenPix) is first confirmed
+/// with the provider, before the transaction: a network call must not hold row locks. A
+/// failed call is an error, so the job retries it; an answer that does not confirm the
+/// payment is recorded as [`Outcome::Unconfirmed`].
 pub async fn reconcile_webhook_event(
     conn: &mut PgConnection,
     templates: &Templates,
+    providers: &PaymentProviders,
     webhook_event_id: Uuid,
 ) -> Result<Outcome> {
-    let mut tx = conn.begin().await?;
     let event = sqlx::query!(
-        r#"SELECT provider, body, processed_at, outcome FROM webhook_events
-           WHERE id = $1 FOR UPDATE"#,
+        r#"SELECT provider, body, processed_at FROM webhook_events WHERE id = $1"#,
         webhook_event_id,
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or(Error::NotFound)?;
     if event.processed_at.is_some() {
-        tx.commit().await?;
         return Ok(Outcome::AlreadyApplied);
     }
     let source = WebhookSource::parse(&event.provider)
         .ok_or_else(|| Error::BadRequest(format!("unknown provider {}", event.provider)))?;
     let parsed = webhooks::parse(source, &event.body)?;
-    let outcome = apply(&mut tx, templates, &parsed.event).await?;
+    let unconfirmed = confirm(conn, providers, source, &parsed.event).await?;
+
+    let mut tx = conn.begin().await?;
+    let processed = sqlx::query_scalar!(
+        r#"SELECT processed_at FROM webhook_events WHERE id = $1 FOR UPDATE"#,
+        webhook_event_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if processed.is_some() {
+        tx.commit().await?;
+        return Ok(Outcome::AlreadyApplied);
+    }
+    let outcome = match unconfirmed {
+        Some(reason) => {
+            tracing::warn!(%webhook_event_id, provider = source.as_str(), reason,
+                "payment webhook not confirmed by the provider; nothing applied");
+            Outcome::Unconfirmed
+        }
+        None => apply(&mut tx, templates, source, &parsed.event).await?,
+    };
     sqlx::query!(
         "UPDATE webhook_events SET processed_at = now(), outcome = $2 WHERE id = $1",
         webhook_event_id,
@@ -93,41 +127,83 @@ pub async fn reconcile_webhook_event(
     Ok(outcome)
 }
 
-/// Applies one payment event inside the caller's transaction.
+/// For an OpenPix "paid" event about one of our OpenPix payments: reads the charge back from
+/// our own Woovi account and answers why it does not confirm the event (`None`: it does).
+/// Woovi signs every account's webhooks with one shared key, so the signature alone proves
+/// nothing about whose charge was paid (see `openpix.rs`).
+async fn confirm(
+    conn: &mut PgConnection,
+    providers: &PaymentProviders,
+    source: WebhookSource,
+    event: &PaymentEvent,
+) -> Result<Option<String>> {
+    let (WebhookSource::OpenPix, PaymentEvent::Paid { lookup, .. }) = (source, event) else {
+        return Ok(None);
+    };
+    let Some(payment) = flow::fetch(conn, lookup_key(lookup), false).await? else {
+        return Ok(None); // `apply` records the unknown payment
+    };
+    if !source.serves(&payment.provider) {
+        return Ok(None); // `apply` records the mismatch
+    }
+    let Some(client) = providers.openpix.as_ref() else {
+        return Ok(Some(
+            "PIX_PROVIDER is not openpix: the charge cannot be checked".into(),
+        ));
+    };
+    let correlation_id = payment.id.to_string();
+    Ok(match client.fetch_charge(&correlation_id).await? {
+        None => Some("our Woovi account has no such charge".into()),
+        Some(charge) => charge.unconfirmed_reason(&correlation_id, payment.amount_cents),
+    })
+}
+
+/// Applies one payment event that came in on `source`'s route, inside the caller's
+/// transaction. A payment of another provider or method is left alone.
 pub async fn apply(
     conn: &mut PgConnection,
     templates: &Templates,
+    source: WebhookSource,
     event: &PaymentEvent,
 ) -> Result<Outcome> {
-    match event {
+    let (lookup, paid) = match event {
         PaymentEvent::Paid {
             lookup,
             amount_cents,
             paid_at,
-        } => {
-            let Some(payment) = find(conn, lookup).await? else {
-                tracing::warn!(?lookup, "payment webhook for an unknown payment");
-                return Ok(Outcome::UnknownPayment);
-            };
-            apply_paid(conn, templates, payment, *amount_cents, *paid_at).await
+        } => (lookup, Some((*amount_cents, *paid_at))),
+        PaymentEvent::Failed { lookup, .. } => (lookup, None),
+        PaymentEvent::Ignored => return Ok(Outcome::Ignored),
+    };
+    let Some(payment) = find(conn, lookup).await? else {
+        tracing::warn!(?lookup, "payment webhook for an unknown payment");
+        return Ok(Outcome::UnknownPayment);
+    };
+    if !source.serves(&payment.provider) || payment.method != source.method() {
+        tracing::warn!(payment_id = %payment.id, route = source.as_str(),
+            payment_provider = %payment.provider, method = ?payment.method,
+            "payment webhook names a payment of another provider; ignored");
+        return Ok(Outcome::ProviderMismatch);
+    }
+    match (event, paid) {
+        (_, Some((amount_cents, paid_at))) => {
+            apply_paid(conn, templates, payment, amount_cents, paid_at).await
         }
-        PaymentEvent::Failed { lookup, reason } => {
-            let Some(payment) = find(conn, lookup).await? else {
-                return Ok(Outcome::UnknownPayment);
-            };
-            apply_failed(conn, payment, reason).await
-        }
-        PaymentEvent::Ignored => Ok(Outcome::Ignored),
+        (PaymentEvent::Failed { reason, .. }, None) => apply_failed(conn, payment, reason).await,
+        _ => Ok(Outcome::Ignored),
+    }
+}
+
+fn lookup_key(lookup: &PaymentLookup) -> PaymentKey<'_> {
+    match lookup {
+        PaymentLookup::PaymentId(id) => PaymentKey::Id(*id),
+        PaymentLookup::Txid(txid) => PaymentKey::Txid(txid),
+        PaymentLookup::ProviderReference(r) => PaymentKey::ProviderReference(r),
     }
 }
 
 async fn find(conn: &mut PgConnection, lookup: &PaymentLookup) -> Result<Option<Payment>> {
-    let key = match lookup {
-        PaymentLookup::PaymentId(id) => PaymentKey::Id(*id),
-        PaymentLookup::Txid(txid) => PaymentKey::Txid(txid),
-        PaymentLookup::ProviderReference(r) => PaymentKey::ProviderReference(r),
-    };
-    let found = flow::fetch(conn, key, false).await?;
+    let found = flow::fetch(conn, lookup_key(lookup), false).await?;
     let Some(found) = found else { return Ok(None) };
     // Lock in a fixed order (order, then payment) so concurrent deliveries serialise on
     // the order without deadlocking against `pay` or cancellation.
@@ -158,7 +234,9 @@ async fn apply_paid(
     let state = status::lock_state(conn, payment.order_id).await?;
     let paid_at = paid_at.unwrap_or_else(Utc::now);
 
-    if amount_cents != order.total_cents || amount_cents != payment.amount_cents {
+    // What the payment expects: recorded at `pay` as the order's total (plus a card plan's
+    // interest where installments apply).
+    if amount_cents != payment.amount_cents {
         set_paid_status(
             conn,
             payment.id,
@@ -166,13 +244,13 @@ async fn apply_paid(
             amount_cents,
             paid_at,
             Some(&format!(
-                "received {amount_cents} cents for an order of {} cents",
-                order.total_cents
+                "received {amount_cents} cents for a payment of {} cents (order total {})",
+                payment.amount_cents, order.total_cents
             )),
         )
         .await?;
         tracing::error!(payment_id = %payment.id, order_id = %payment.order_id, amount_cents,
-            total_cents = order.total_cents, "payment amount differs from the order total; flagged");
+            expected_cents = payment.amount_cents, "payment amount differs from what the payment expects; flagged");
         return Ok(Outcome::AmountMismatch);
     }
 

@@ -1,7 +1,11 @@
 //! Choosing and configuring the payment providers and webhook verifiers from the environment.
 //!
 //! `PIX_PROVIDER=sandbox|propay|openpix` and `CARD_PROVIDER=sandbox|stripe` (both default to
-//! `sandbox`, which needs nothing else). A real provider without its settings fails at
+//! `sandbox`, which needs nothing else). The webhook verifiers are built for every scheme,
+//! but a webhook route answers only while one of its providers is configured (see
+//! `PaymentSettings::route_is_served`), and reconciliation checks that an event's payment
+//! belongs to the route's providers: Woovi's public key, the same for every Woovi account,
+//! must not let anyone's OpenPix event reach a store that does not use OpenPix. A real provider without its settings fails at
 //! start-up with a [`ConfigError`] naming the missing variable. Secret values are never part
 //! of an error or a `Debug` output.
 
@@ -20,6 +24,7 @@ use super::{
 use crate::config::{self, ConfigError};
 
 pub const DEFAULT_PIX_EXPIRES_IN: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_PIX_MIN_REMAINING: Duration = Duration::from_secs(2 * 60);
 pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where settings come from: the process environment, or a map in tests (the process
@@ -62,8 +67,15 @@ pub enum CardProviderKind {
 pub struct PaymentProviders {
     pub pix: Arc<dyn PixProvider>,
     pub card: Arc<dyn CardProvider>,
-    /// `PIX_EXPIRES_IN`: what callers pass as a PIX charge's `expires_in`.
+    /// `PIX_EXPIRES_IN`: the longest a PIX charge stays payable (never past its order's
+    /// payment deadline).
     pub pix_expires_in: Duration,
+    /// `PIX_MIN_REMAINING`: no PIX charge is made for an order with less than this left of
+    /// its payment window (too short to scan and pay).
+    pub pix_min_remaining: Duration,
+    /// The Woovi client when `PIX_PROVIDER=openpix` (the same one as `pix`): reconciliation
+    /// confirms OpenPix webhooks through it.
+    pub openpix: Option<Arc<OpenPixClient>>,
 }
 
 impl std::fmt::Debug for PaymentProviders {
@@ -72,7 +84,8 @@ impl std::fmt::Debug for PaymentProviders {
             .field("pix", &self.pix.name())
             .field("card", &self.card.name())
             .field("pix_expires_in", &self.pix_expires_in)
-            .finish()
+            .field("pix_min_remaining", &self.pix_min_remaining)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,6 +102,14 @@ pub fn providers_from(env: &dyn Env) -> Result<PaymentProviders, ConfigError> {
             reason: "must be at least one minute".into(),
         });
     }
+    let pix_min_remaining = duration(env, "PIX_MIN_REMAINING", DEFAULT_PIX_MIN_REMAINING)?;
+    if pix_min_remaining >= pix_expires_in {
+        return Err(ConfigError::Invalid {
+            name: "PIX_MIN_REMAINING",
+            reason: "must be shorter than PIX_EXPIRES_IN".into(),
+        });
+    }
+    let mut openpix = None;
     let pix: Arc<dyn PixProvider> = match pix_kind(env)? {
         PixProviderKind::Sandbox => Arc::new(SandboxPix::new(SandboxPixConfig {
             key: or(env, "PIX_KEY", sandbox::DEFAULT_PIX_KEY),
@@ -100,11 +121,15 @@ pub fn providers_from(env: &dyn Env) -> Result<PaymentProviders, ConfigError> {
             jwt_secret: secret(env, "GO_TO_PROPAY_SECRET")?,
             timeout: duration(env, "PROPAY_TIMEOUT", DEFAULT_PROVIDER_TIMEOUT)?,
         })),
-        PixProviderKind::OpenPix => Arc::new(OpenPixClient::new(OpenPixConfig {
-            base_url: url(env, "OPENPIX_URL", Some(openpix::DEFAULT_URL))?,
-            app_id: secret(env, "OPENPIX_APP_ID")?,
-            timeout: duration(env, "OPENPIX_TIMEOUT", DEFAULT_PROVIDER_TIMEOUT)?,
-        })),
+        PixProviderKind::OpenPix => {
+            let client = Arc::new(OpenPixClient::new(OpenPixConfig {
+                base_url: url(env, "OPENPIX_URL", Some(openpix::DEFAULT_URL))?,
+                app_id: secret(env, "OPENPIX_APP_ID")?,
+                timeout: duration(env, "OPENPIX_TIMEOUT", DEFAULT_PROVIDER_TIMEOUT)?,
+            }));
+            openpix = Some(client.clone());
+            client
+        }
     };
     let card: Arc<dyn CardProvider> = match card_kind(env)? {
         CardProviderKind::Sandbox => Arc::new(SandboxCard),
@@ -118,6 +143,8 @@ pub fn providers_from(env: &dyn Env) -> Result<PaymentProviders, ConfigError> {
         pix,
         card,
         pix_expires_in,
+        pix_min_remaining,
+        openpix,
     })
 }
 
@@ -266,6 +293,8 @@ mod tests {
         assert_eq!(providers.pix.name(), "sandbox_pix");
         assert_eq!(providers.card.name(), "sandbox_card");
         assert_eq!(providers.pix_expires_in, Duration::from_secs(1800));
+        assert_eq!(providers.pix_min_remaining, Duration::from_secs(120));
+        assert!(providers.openpix.is_none());
     }
 
     #[test]
@@ -316,6 +345,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(openpix.pix.name(), "openpix");
+        assert!(openpix.openpix.is_some());
         assert!(!format!("{:?}", openpix.pix).contains("app-id-value"));
     }
 
@@ -329,6 +359,10 @@ mod tests {
         assert_eq!(invalid(&[("CARD_PROVIDER", "cielo")]).0, "CARD_PROVIDER");
         assert_eq!(invalid(&[("PIX_EXPIRES_IN", "soon")]).0, "PIX_EXPIRES_IN");
         assert_eq!(invalid(&[("PIX_EXPIRES_IN", "10s")]).0, "PIX_EXPIRES_IN");
+        assert_eq!(
+            invalid(&[("PIX_EXPIRES_IN", "5m"), ("PIX_MIN_REMAINING", "5m")]).0,
+            "PIX_MIN_REMAINING"
+        );
         let (name, reason) = invalid(&[
             ("CARD_PROVIDER", "stripe"),
             ("STRIPE_SECRET_KEY", "sk_test_abc123"),

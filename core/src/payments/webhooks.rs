@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::signature::WebhookVerifiers;
+use super::{flow::PaymentMethod, signature::WebhookVerifiers};
 use crate::{
     Error, Result,
     jobs::{self, reconcile_payment::ReconcilePayment},
@@ -38,6 +38,25 @@ impl WebhookSource {
         [Self::ProPay, Self::OpenPix, Self::Stripe]
             .into_iter()
             .find(|source| source.as_str() == s)
+    }
+
+    /// Whether this route speaks for `provider` (a provider's `name()`, as payments record
+    /// it): each route serves only the payments of its own providers, so a signature that is
+    /// valid for one route can never move a payment made through another.
+    pub fn serves(self, provider: &str) -> bool {
+        match self {
+            Self::ProPay => matches!(provider, "propay" | "sandbox_pix"),
+            Self::OpenPix => provider == "openpix",
+            Self::Stripe => matches!(provider, "stripe" | "sandbox_card"),
+        }
+    }
+
+    /// The payment method of every payment this route serves.
+    pub fn method(self) -> PaymentMethod {
+        match self {
+            Self::ProPay | Self::OpenPix => PaymentMethod::Pix,
+            Self::Stripe => PaymentMethod::CreditCard,
+        }
     }
 }
 
@@ -237,8 +256,6 @@ struct OpenPixBody {
 struct OpenPixCharge {
     #[serde(rename = "correlationID", default)]
     correlation_id: Option<String>,
-    #[serde(default)]
-    value: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -275,11 +292,8 @@ fn parse_openpix(body: &[u8]) -> Result<ParsedWebhook> {
     let payment_id = correlation_id
         .as_deref()
         .and_then(|c| Uuid::parse_str(c).ok());
-    let amount = raw
-        .charge
-        .as_ref()
-        .and_then(|c| c.value)
-        .or_else(|| pix.and_then(|p| p.value));
+    // What was paid is the Pix transaction's value; `charge.value` is only what was asked.
+    let amount = pix.and_then(|p| p.value);
     let event = match (
         OPENPIX_PAID_EVENTS.contains(&raw.event.as_str()),
         payment_id,
@@ -292,7 +306,7 @@ fn parse_openpix(body: &[u8]) -> Result<ParsedWebhook> {
         },
         (true, _, _) => {
             return Err(Error::BadRequest(
-                "OpenPix payment webhook needs charge.correlationID (a payment id) and a value"
+                "OpenPix payment webhook needs charge.correlationID (a payment id) and pix.value"
                     .into(),
             ));
         }
@@ -329,8 +343,7 @@ struct StripeData {
 struct StripeIntent {
     #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
-    amount: Option<i64>,
+    /// What was actually captured; `amount` is only what the intent asked for.
     #[serde(default)]
     amount_received: Option<i64>,
     #[serde(default)]
@@ -357,10 +370,9 @@ fn parse_stripe(body: &[u8]) -> Result<ParsedWebhook> {
     let event = match (raw.kind.as_str(), lookup) {
         ("payment_intent.succeeded", Some(lookup)) => PaymentEvent::Paid {
             lookup,
-            amount_cents: intent
-                .amount_received
-                .or(intent.amount)
-                .ok_or_else(|| Error::BadRequest("payment intent without amount".into()))?,
+            amount_cents: intent.amount_received.ok_or_else(|| {
+                Error::BadRequest("payment intent without amount_received".into())
+            })?,
             paid_at: None,
         },
         ("payment_intent.payment_failed", Some(lookup)) => PaymentEvent::Failed {
@@ -495,6 +507,67 @@ mod tests {
                 reason: "card declined".into()
             }
         );
+    }
+
+    #[test]
+    fn the_paid_amount_is_what_was_received_not_what_was_asked() {
+        let payment_id = Uuid::now_v7();
+        let stripe = parse(
+            WebhookSource::Stripe,
+            &bytes(json!({"id": "evt_p", "type": "payment_intent.succeeded",
+                "data": {"object": {"id": "pi_1", "amount": 2000, "amount_received": 1500,
+                    "metadata": {"payment_id": payment_id.to_string()}}}})),
+        )
+        .unwrap();
+        assert!(matches!(
+            stripe.event,
+            PaymentEvent::Paid {
+                amount_cents: 1500,
+                ..
+            }
+        ));
+        let asked_only = parse(
+            WebhookSource::Stripe,
+            &bytes(json!({"id": "evt_q", "type": "payment_intent.succeeded",
+                "data": {"object": {"id": "pi_1", "amount": 2000,
+                    "metadata": {"payment_id": payment_id.to_string()}}}})),
+        );
+        assert!(matches!(asked_only, Err(Error::BadRequest(_))));
+
+        let openpix = parse(
+            WebhookSource::OpenPix,
+            &bytes(json!({"event": "OPENPIX:CHARGE_COMPLETED",
+                "charge": {"correlationID": payment_id.to_string(), "value": 990},
+                "pix": {"value": 10, "endToEndId": "E1"}})),
+        )
+        .unwrap();
+        assert!(matches!(
+            openpix.event,
+            PaymentEvent::Paid {
+                amount_cents: 10,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn each_route_serves_only_its_own_providers() {
+        use WebhookSource::*;
+        for (source, served) in [
+            (ProPay, ["propay", "sandbox_pix"].as_slice()),
+            (OpenPix, ["openpix"].as_slice()),
+            (Stripe, ["stripe", "sandbox_card"].as_slice()),
+        ] {
+            for provider in ["propay", "sandbox_pix", "openpix", "stripe", "sandbox_card"] {
+                assert_eq!(
+                    source.serves(provider),
+                    served.contains(&provider),
+                    "{source:?} {provider}"
+                );
+            }
+        }
+        assert_eq!(Stripe.method(), PaymentMethod::CreditCard);
+        assert_eq!(OpenPix.method(), PaymentMethod::Pix);
     }
 
     fn verifiers() -> WebhookVerifiers {

@@ -1,12 +1,15 @@
 //! Asks the provider for a payment's charge. While the provider's circuit is open the
 //! provider is not called and the job comes back when the breaker lets a call through,
 //! without spending an attempt (up to [`MAX_DEFERRALS`] times): only real calls that fail
-//! count. On its last attempt a payment that still could not be initiated is marked failed,
-//! so the order can be paid again.
+//! count. However the job ends for good (its last attempt failed, a timeout, a panic, a
+//! database error, the crash guard), the payment is marked failed in
+//! [`JobHandler::on_gave_up`], so the buyer can pay again instead of meeting a payment that
+//! stays `initiating` forever.
 
 use std::time::Duration;
 
 use cart_core::{
+    Error,
     jobs::{Job, initiate_payment::InitiatePayment},
     payments::flow::{self, InitiateRetry},
 };
@@ -40,16 +43,17 @@ impl JobHandler for InitiatePayment {
                     anyhow::anyhow!(open),
                 ))
             }
-            Err(retry) => {
-                if run.attempt >= run.max_attempts {
-                    let mut conn = deps.pool.acquire().await?;
-                    flow::mark_failed(&mut conn, self.payment_id, &retry.to_string()).await?;
-                    return Err(JobError::permanent(anyhow::anyhow!(
-                        "gave up initiating the payment: {retry}"
-                    )));
-                }
-                Err(JobError::retry(anyhow::anyhow!(retry)))
-            }
+            Err(retry) => Err(JobError::retry(anyhow::anyhow!(retry))),
+        }
+    }
+
+    async fn on_gave_up(&self, deps: &Deps, reason: &str) -> anyhow::Result<()> {
+        let mut conn = deps.pool.acquire().await?;
+        let reason = format!("gave up initiating the payment: {reason}");
+        match flow::mark_failed(&mut conn, self.payment_id, &reason).await {
+            // The payment is gone: nothing waits for it.
+            Ok(_) | Err(Error::NotFound) => Ok(()),
+            Err(err) => Err(err.into()),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Applies one stored payment webhook (see `cart_core::payments::reconcile`).
+//! Applies one stored payment webhook (see `cart_core::payments::reconcile`). An OpenPix
+//! event is confirmed with Woovi first; when that call fails the job is retried.
 
 use cart_core::{jobs::reconcile_payment::ReconcilePayment, payments::reconcile};
 
@@ -14,6 +15,7 @@ impl JobHandler for ReconcilePayment {
         let outcome = reconcile::reconcile_webhook_event(
             &mut conn,
             &deps.payments.templates,
+            &deps.payments.settings.providers,
             self.webhook_event_id,
         )
         .await?;

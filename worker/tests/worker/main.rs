@@ -11,5 +11,6 @@ mod maintenance;
 mod measure;
 mod orders;
 mod outage;
+mod payments;
 mod processes;
 mod queue;

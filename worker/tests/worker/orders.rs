@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::helpers::{self, RecordingMailer};
 
 /// An unpaid order whose deadline is `deadline_in` from now (negative: already past).
-async fn unpaid_order(pool: &PgPool, deadline_in: chrono::Duration) -> Uuid {
+pub(crate) async fn unpaid_order(pool: &PgPool, deadline_in: chrono::Duration) -> Uuid {
     let user = Uuid::now_v7();
     sqlx::query("INSERT INTO users (id, name, email, password_hash) VALUES ($1, 'Ana', $2, '!')")
         .bind(user)
