@@ -40,10 +40,7 @@ impl RateLimits {
         if !self.enabled {
             return None;
         }
-        cart_core::rate_limits::Quota::new(
-            self.failed_logins_per_window,
-            self.failed_logins_window,
-        )
+        cart_core::rate_limits::Quota::new(self.failed_logins_per_window, self.failed_logins_window)
     }
 }
 
@@ -291,7 +288,13 @@ mod tests {
 
     #[test]
     fn a_bad_trusted_proxy_is_a_config_error_naming_the_variable() {
-        for bad in ["10.0.0.0/33", "2001:db8::/129", "proxy.internal", "10.0.0", "10.0.0.1/x"] {
+        for bad in [
+            "10.0.0.0/33",
+            "2001:db8::/129",
+            "proxy.internal",
+            "10.0.0",
+            "10.0.0.1/x",
+        ] {
             let err = parse_trusted_proxies(&format!("10.0.0.1, {bad}")).unwrap_err();
             match &err {
                 ConfigError::Invalid { name, reason } => {

@@ -223,7 +223,10 @@ pub const RENAMED: &[(&str, &str)] = &[
     ("PAYMENT_PROVIDER", "PIX_PROVIDER and CARD_PROVIDER"),
     ("PIX_EXPIRATION", "PIX_EXPIRES_IN"),
     ("ORDER_EXPIRATION", "ORDER_PAYMENT_TTL"),
-    ("PROPAY_SECRET", "GO_TO_PROPAY_SECRET and PROPAY_TO_GO_SECRET"),
+    (
+        "PROPAY_SECRET",
+        "GO_TO_PROPAY_SECRET and PROPAY_TO_GO_SECRET",
+    ),
     ("STRIPE_API_KEY", "STRIPE_SECRET_KEY"),
     ("RATE_LIMIT_RPS", "RATE_LIMIT_GLOBAL and RATE_LIMIT_WINDOW"),
     ("TRUSTED_PROXY", "TRUSTED_PROXIES"),
@@ -340,7 +343,10 @@ fn parse_bool(name: &'static str, raw: Option<String>) -> Result<bool, ConfigErr
 
 /// `APP_ENV`: `development` (the default) or `production`.
 pub fn app_env(env: &dyn Fn(&str) -> Option<String>) -> Result<AppEnv, ConfigError> {
-    match env("APP_ENV").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+    match env("APP_ENV")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         None | Some("development") => Ok(AppEnv::Development),
         Some("production") => Ok(AppEnv::Production),
         Some(_) => Err(ConfigError::Invalid {
@@ -358,7 +364,10 @@ pub fn production_objections(
         return Ok(Vec::new());
     }
     let mut objections = Vec::new();
-    if !parse_bool("ALLOW_SANDBOX_IN_PRODUCTION", env("ALLOW_SANDBOX_IN_PRODUCTION"))? {
+    if !parse_bool(
+        "ALLOW_SANDBOX_IN_PRODUCTION",
+        env("ALLOW_SANDBOX_IN_PRODUCTION"),
+    )? {
         for (variable, value) in ActiveProviders::from_env(env).without_network() {
             objections.push(Objection {
                 variable,
@@ -546,17 +555,26 @@ mod tests {
             ("JWT_SECRET", OWN_SECRET),
         ];
         assert!(objected(&pairs).is_empty());
-        let bad = [("APP_ENV", "production"), ("ALLOW_SANDBOX_IN_PRODUCTION", "maybe")];
+        let bad = [
+            ("APP_ENV", "production"),
+            ("ALLOW_SANDBOX_IN_PRODUCTION", "maybe"),
+        ];
         assert!(matches!(
             production_objections(&env_of(&bad)),
-            Err(ConfigError::Invalid { name: "ALLOW_SANDBOX_IN_PRODUCTION", .. })
+            Err(ConfigError::Invalid {
+                name: "ALLOW_SANDBOX_IN_PRODUCTION",
+                ..
+            })
         ));
     }
 
     #[test]
     fn production_refuses_every_published_jwt_secret_even_with_sandboxes_allowed() {
         for secret in PUBLISHED_JWT_SECRETS {
-            let pairs = with(&[("JWT_SECRET", secret), ("ALLOW_SANDBOX_IN_PRODUCTION", "true")]);
+            let pairs = with(&[
+                ("JWT_SECRET", secret),
+                ("ALLOW_SANDBOX_IN_PRODUCTION", "true"),
+            ]);
             assert_eq!(objected(&pairs), vec!["JWT_SECRET"], "{secret}");
         }
     }
@@ -568,7 +586,10 @@ mod tests {
         assert!(objected(&[("APP_ENV", "development")]).is_empty());
         assert!(matches!(
             production_objections(&env_of(&[("APP_ENV", "prod")])),
-            Err(ConfigError::Invalid { name: "APP_ENV", .. })
+            Err(ConfigError::Invalid {
+                name: "APP_ENV",
+                ..
+            })
         ));
     }
 
@@ -612,7 +633,11 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name} is reported"))
         };
         assert_eq!(instead("MAILER_FROM_EMAIL"), Some("MAIL_FROM"));
-        assert!(instead("SHIPPING_API_KEY").unwrap().contains("MELHORENVIO_TOKEN"));
+        assert!(
+            instead("SHIPPING_API_KEY")
+                .unwrap()
+                .contains("MELHORENVIO_TOKEN")
+        );
         assert!(instead("SHIPPING_API_KEY").unwrap().contains("CORREIOS_"));
         assert!(instead("NFE_API_KEY").unwrap().contains("FOCUSNFE_TOKEN"));
         assert!(instead("NFE_API_KEY").unwrap().contains("ENOTAS_API_KEY"));

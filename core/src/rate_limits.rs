@@ -43,7 +43,9 @@ impl Quota {
 pub enum Verdict {
     Allowed,
     /// The budget is spent; the next request is allowed after `retry_after`.
-    Exhausted { retry_after: Duration },
+    Exhausted {
+        retry_after: Duration,
+    },
 }
 
 /// Spends one request from `budget` for `key`, unless it is exhausted.
@@ -121,8 +123,8 @@ pub async fn prune(db: impl sqlx::PgExecutor<'_>) -> Result<u64> {
 /// the way accounts are looked up, so `Ana@Example.com ` and `ana@example.com` share it.
 /// Something that is not an e-mail address still gets a key: it is counted like any other.
 pub fn account_key(email: &str) -> String {
-    let normalised = crate::validation::normalize_email(email)
-        .unwrap_or_else(|| email.trim().to_lowercase());
+    let normalised =
+        crate::validation::normalize_email(email).unwrap_or_else(|| email.trim().to_lowercase());
     hex::encode(Sha256::digest(normalised.as_bytes()))
 }
 

@@ -356,7 +356,10 @@ async fn the_address_book_is_a_paginated_list(pool: PgPool) {
     assert_eq!(labels(&res.body), ["Casa", "Trabalho", "Praia"]);
 
     let page = app
-        .get("/api/users/me/addresses?limit=2&offset=1", Some(&user.token))
+        .get(
+            "/api/users/me/addresses?limit=2&offset=1",
+            Some(&user.token),
+        )
         .await;
     page.assert_status(200);
     assert_eq!(page.body["total"], 3);

@@ -343,9 +343,7 @@ async fn public_tracking_finds_an_order_by_the_carriers_tracking_code(pool: PgPo
 
     // The code as the shipment e-mail gives it, and as a buyer may type it.
     for code in ["AA123456789BR", "aa123456789br", " AA123456789BR "] {
-        let res = app
-            .get(&format!("/api/orders/tracking/{code}"), None)
-            .await;
+        let res = app.get(&format!("/api/orders/tracking/{code}"), None).await;
         res.assert_status(200);
         assert_eq!(res.body["number"], number.as_str());
         assert_eq!(res.body["status"], "shipped");

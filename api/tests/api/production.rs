@@ -2,6 +2,9 @@
 //! provider or a published `JWT_SECRET`, naming the variable; `migrate` is not affected; a
 //! start logs its providers and warns about variables cart does not read.
 
+// Fixture helpers below are not `#[test]` functions, which clippy's test allowance skips.
+#![allow(clippy::unwrap_used)]
+
 use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
@@ -61,8 +64,14 @@ fn exit_of(mut child: Child) -> (ExitStatus, String) {
         if let Some(status) = child.try_wait().unwrap() {
             let mut output = String::new();
             for stream in [
-                child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
-                child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn std::io::Read>),
             ]
             .into_iter()
             .flatten()
@@ -185,7 +194,10 @@ async fn a_start_names_its_providers_and_warns_about_unread_variables(pool: PgPo
     let _ = child.kill();
     let _ = child.wait();
     let log = seen.join("\n");
-    assert!(log.contains("\"listening\""), "allowed sandboxes start: {log}");
+    assert!(
+        log.contains("\"listening\""),
+        "allowed sandboxes start: {log}"
+    );
     let providers = seen
         .iter()
         .find(|l| l.contains("active providers"))
@@ -203,6 +215,9 @@ async fn a_start_names_its_providers_and_warns_about_unread_variables(pool: PgPo
         .iter()
         .find(|l| l.contains("MAILER_FROM_EMAIL"))
         .unwrap_or_else(|| panic!("the renamed variable is warned about: {log}"));
-    assert!(renamed.contains("WARN") && renamed.contains("MAIL_FROM"), "{renamed}");
+    assert!(
+        renamed.contains("WARN") && renamed.contains("MAIL_FROM"),
+        "{renamed}"
+    );
     assert!(log.contains("NFE_EMITER_CNPJ"), "{log}");
 }

@@ -190,7 +190,13 @@ async fn the_eleventh_failed_login_to_one_account_is_429_from_any_address(pool: 
         .assert_problem(401);
     }
     // A new address and the right password change nothing: the account's budget is spent.
-    let res = login_as(&app, " ANA@example.com", &ana.password, Some("203.0.113.50")).await;
+    let res = login_as(
+        &app,
+        " ANA@example.com",
+        &ana.password,
+        Some("203.0.113.50"),
+    )
+    .await;
     assert_rate_limited(&res);
     let retry_after: u64 = res.header("retry-after").unwrap().parse().unwrap();
     assert!(
@@ -209,7 +215,10 @@ async fn an_unknown_email_is_limited_exactly_like_an_account(pool: PgPool) {
     let app = app_behind_proxy_range(pool).await;
     app.register_user("ana@example.com").await;
     let mut refusals = Vec::new();
-    for (m, email) in ["ana@example.com", "ninguem@example.com"].iter().enumerate() {
+    for (m, email) in ["ana@example.com", "ninguem@example.com"]
+        .iter()
+        .enumerate()
+    {
         for n in 0..10 {
             login_as(
                 &app,
@@ -236,9 +245,14 @@ async fn successful_logins_do_not_spend_the_account_budget(pool: PgPool) {
     let app = app_behind_proxy_range(pool).await;
     let ana = app.register_user("ana@example.com").await;
     for n in 0..12 {
-        login_as(&app, &ana.email, &ana.password, Some(&format!("198.51.100.{n}")))
-            .await
-            .assert_status(200);
+        login_as(
+            &app,
+            &ana.email,
+            &ana.password,
+            Some(&format!("198.51.100.{n}")),
+        )
+        .await
+        .assert_status(200);
     }
     for n in 0..10 {
         login_as(
