@@ -192,6 +192,7 @@ const OUR_PREFIXES: &[&str] = &[
     "MAILER_",
     "RESEND_",
     "WORKER_",
+    "BOARD_",
     "TICK_",
     "JOBS_",
     "CART_",
