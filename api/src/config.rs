@@ -1,6 +1,6 @@
 //! The API's settings, read once at start-up from the environment.
 
-use std::{net::IpAddr, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use cart_core::{
     auth::{
@@ -10,12 +10,14 @@ use cart_core::{
     config::{self, ConfigError},
     db::DbConfig,
 };
+use ipnet::IpNet;
 use secrecy::SecretString;
 
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     pub enabled: bool,
-    /// Requests per window for every route, per client IP.
+    /// Requests per window for every route, per client IP, counted by each instance on its
+    /// own (the other budgets are shared by every instance through the database).
     pub global_per_window: u32,
     pub global_window: Duration,
     pub login_per_window: u32,
@@ -24,8 +26,53 @@ pub struct RateLimits {
     pub register_window: Duration,
     pub forgot_per_window: u32,
     pub forgot_window: Duration,
-    /// Proxies whose `X-Forwarded-For` we believe; everyone else is their socket address.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Failed logins per account (normalised e-mail), whatever the client's address.
+    pub failed_logins_per_window: u32,
+    pub failed_logins_window: Duration,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` we believe; everyone else is
+    /// their socket address.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl RateLimits {
+    /// The failed-login budget of one account, when rate limits are on.
+    pub fn failed_logins(&self) -> Option<cart_core::rate_limits::Quota> {
+        if !self.enabled {
+            return None;
+        }
+        cart_core::rate_limits::Quota::new(self.failed_logins_per_window, self.failed_logins_window)
+    }
+}
+
+/// `TRUSTED_PROXIES`: comma-separated addresses (`10.0.0.7`, `fd00::1`) or CIDR ranges
+/// (`10.0.0.0/8`, `fdaa::/16`). IPv4-mapped IPv6 ranges are stored as IPv4, the form client
+/// addresses are compared in.
+pub fn parse_trusted_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map(canonical_net)
+                .map_err(|_| ConfigError::Invalid {
+                    name: "TRUSTED_PROXIES",
+                    reason: format!("{s:?} is neither an IP address nor a CIDR range"),
+                })
+        })
+        .collect()
+}
+
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(|v4| IpNet::V4(v4.trunc()))
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other.trunc(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,18 +132,7 @@ impl ApiConfig {
                 reason: "not an IP address".into(),
             })?;
         let trusted_proxies = config::var("TRUSTED_PROXIES")
-            .map(|raw| {
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| {
-                        s.parse().map_err(|_| ConfigError::Invalid {
-                            name: "TRUSTED_PROXIES",
-                            reason: format!("{s:?} is not an IP address"),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
+            .map(|raw| parse_trusted_proxies(&raw))
             .transpose()?
             .unwrap_or_default();
         Self {
@@ -133,6 +169,11 @@ impl ApiConfig {
                 forgot_window: config::var_duration(
                     "RATE_LIMIT_FORGOT_PASSWORD_WINDOW",
                     Duration::from_secs(3600),
+                )?,
+                failed_logins_per_window: config::var_parsed("RATE_LIMIT_FAILED_LOGINS", 10)?,
+                failed_logins_window: config::var_duration(
+                    "RATE_LIMIT_FAILED_LOGINS_WINDOW",
+                    Duration::from_secs(15 * 60),
                 )?,
                 trusted_proxies,
             },
@@ -198,6 +239,8 @@ impl ApiConfig {
                 register_window: Duration::from_secs(3600),
                 forgot_per_window: 5,
                 forgot_window: Duration::from_secs(3600),
+                failed_logins_per_window: 10,
+                failed_logins_window: Duration::from_secs(15 * 60),
                 trusted_proxies: vec![],
             },
             store_name: "Loja Teste".into(),
@@ -210,6 +253,57 @@ impl ApiConfig {
             orders: cart_core::orders::OrdersConfig::default(),
             shipping_sender_cep: "01310100".into(),
             payments: cart_core::payments::flow::PaymentSettings::for_tests(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(raw: &str) -> IpNet {
+        raw.parse().unwrap()
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_cidr_ranges() {
+        let parsed =
+            parse_trusted_proxies(" 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,fd00::1,,").unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                net("10.0.0.0/8"),
+                net("192.0.2.7/32"),
+                net("2001:db8::/32"),
+                net("fd00::1/128"),
+            ]
+        );
+        // Host bits are dropped; an IPv4-mapped range is an IPv4 range.
+        assert_eq!(
+            parse_trusted_proxies("10.1.2.3/8, ::ffff:172.16.0.0/108").unwrap(),
+            vec![net("10.0.0.0/8"), net("172.16.0.0/12")]
+        );
+        assert_eq!(parse_trusted_proxies("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_is_a_config_error_naming_the_variable() {
+        for bad in [
+            "10.0.0.0/33",
+            "2001:db8::/129",
+            "proxy.internal",
+            "10.0.0",
+            "10.0.0.1/x",
+        ] {
+            let err = parse_trusted_proxies(&format!("10.0.0.1, {bad}")).unwrap_err();
+            match &err {
+                ConfigError::Invalid { name, reason } => {
+                    assert_eq!(*name, "TRUSTED_PROXIES");
+                    assert!(reason.contains(bad), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(err.to_string().contains("TRUSTED_PROXIES"));
         }
     }
 }

@@ -70,7 +70,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (metered, unmetered, openapi) = documented_routes();
     let config = state.config.clone();
-    rate_limit::apply(metered, &config.rate_limits)
+    rate_limit::apply(metered, &config.rate_limits, &state.db)
         .merge(unmetered)
         .merge(routes::probes::docs_router(openapi))
         .route_layer(MapRequestLayer::new(middleware::record_route))

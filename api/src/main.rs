@@ -75,6 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve() -> anyhow::Result<()> {
+    cart_core::deployment::check_startup("cart-api")?;
     let config = ApiConfig::from_env()?;
     let pool = config.db.connect_lazy().context("database configuration")?;
     let listener = tokio::net::TcpListener::bind(config.bind)

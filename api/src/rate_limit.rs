@@ -1,11 +1,17 @@
-//! Per-client rate limits (GCRA from `governor`, through `tower_governor`): a global budget
-//! for every route, and tighter ones for logging in, registering and asking for password
-//! resets. "N per window" allows a burst of N and regains one request every window/N.
-//! A refused request gets a 429 problem with `Retry-After`.
+//! Per-client rate limits: a global budget for every route, and tighter ones for logging in,
+//! registering and asking for password resets. "N per window" allows a burst of N and regains
+//! one request every window/N (GCRA). A refused request gets a 429 problem with `Retry-After`.
+//!
+//! The login, register and forgot-password budgets live in PostgreSQL
+//! (`cart_core::rate_limits`), so every API instance spends from the same budget. The global
+//! budget is kept in each process (`governor`, through `tower_governor`): it is per instance,
+//! so behind N instances a client may make up to N times `RATE_LIMIT_GLOBAL` requests; it is
+//! there to shed floods cheaply, not to meter anyone exactly.
 //!
 //! The client is the socket's peer address. `X-Forwarded-For` is believed only when the peer
-//! is one of `TRUSTED_PROXIES`: then the client is the rightmost address in it that is not a
-//! trusted proxy. IPv6 clients are limited per /64, the block one subscriber usually holds.
+//! is in one of `TRUSTED_PROXIES` (addresses or CIDR ranges): then the client is the
+//! rightmost address in it that is not a trusted proxy. IPv6 clients are limited per /64, the
+//! block one subscriber usually holds.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -21,7 +27,10 @@ use axum::{
     middleware::{Next, from_fn_with_state},
     response::{IntoResponse, Response},
 };
-use governor::{clock::Clock, middleware::NoOpMiddleware};
+use cart_core::rate_limits::{self, Quota, Verdict};
+use governor::middleware::NoOpMiddleware;
+use ipnet::IpNet;
+use sqlx::PgPool;
 use tower_governor::{
     GovernorError, GovernorLayer,
     governor::{GovernorConfig, GovernorConfigBuilder, SharedRateLimiter},
@@ -33,18 +42,20 @@ use crate::{config::RateLimits, error::ApiError};
 /// The rate-limiting key of a request: its client address as described in the module docs.
 #[derive(Debug, Clone)]
 pub struct ClientIp {
-    trusted_proxies: Arc<[IpAddr]>,
+    trusted_proxies: Arc<[IpNet]>,
 }
 
 impl ClientIp {
-    pub fn new(trusted_proxies: &[IpAddr]) -> Self {
+    /// `trusted_proxies` as `config::parse_trusted_proxies` gives them (IPv4 ranges as IPv4).
+    pub fn new(trusted_proxies: &[IpNet]) -> Self {
         Self {
-            trusted_proxies: trusted_proxies.iter().map(|ip| ip.to_canonical()).collect(),
+            trusted_proxies: trusted_proxies.into(),
         }
     }
 
+    /// `ip` in its canonical form (IPv4-mapped IPv6 as IPv4).
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.contains(&ip)
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
     /// The client address; `0.0.0.0` when the server was started without connection info.
@@ -128,52 +139,44 @@ fn quota(
         .finish()
 }
 
-/// The route-specific budgets.
-struct RouteLimiters {
+/// The route-specific budgets, shared by every instance through the database.
+struct RouteBudgets {
+    db: PgPool,
     client_ip: ClientIp,
-    login: Option<Limiter>,
-    register: Option<Limiter>,
-    forgot_password: Option<Limiter>,
+    login: Option<Quota>,
+    register: Option<Quota>,
+    forgot_password: Option<Quota>,
 }
 
-impl RouteLimiters {
-    fn for_request(&self, req: &Request) -> Option<&Limiter> {
+impl RouteBudgets {
+    /// The budget's name and quota for this request, if it is metered.
+    fn for_request(&self, req: &Request) -> Option<(&'static str, Quota)> {
         if req.method() != Method::POST {
             return None;
         }
-        match req.uri().path() {
-            "/api/auth/login" => self.login.as_ref(),
-            "/api/auth/register" => self.register.as_ref(),
-            "/api/auth/forgot-password" => self.forgot_password.as_ref(),
-            _ => None,
-        }
+        let (name, quota) = match req.uri().path() {
+            "/api/auth/login" => ("login:ip", self.login),
+            "/api/auth/register" => ("register:ip", self.register),
+            "/api/auth/forgot-password" => ("forgot_password:ip", self.forgot_password),
+            _ => return None,
+        };
+        quota.map(|quota| (name, quota))
     }
-
-    fn all(&self) -> impl Iterator<Item = &Limiter> {
-        [&self.login, &self.register, &self.forgot_password]
-            .into_iter()
-            .flatten()
-    }
-}
-
-/// Whole seconds, rounded up, so that retrying after `Retry-After` succeeds.
-fn round_up(wait: Duration) -> Duration {
-    Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
 }
 
 async fn limit_sensitive_routes(
-    State(limiters): State<Arc<RouteLimiters>>,
+    State(budgets): State<Arc<RouteBudgets>>,
     req: Request,
     next: Next,
 ) -> Response {
-    if let Some(limiter) = limiters.for_request(&req) {
-        let key = limiters.client_ip.key_of(&req);
-        if let Err(not_until) = limiter.check_key(&key) {
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            return ApiError::TooManyRequests {
-                retry_after: round_up(wait),
+    if let Some((budget, quota)) = budgets.for_request(&req) {
+        let key = budgets.client_ip.key_of(&req).to_string();
+        match rate_limits::take(&budgets.db, budget, &key, quota).await {
+            Ok(Verdict::Allowed) => {}
+            Ok(Verdict::Exhausted { retry_after }) => {
+                return ApiError::TooManyRequests { retry_after }.into_response();
             }
-            .into_response();
+            Err(e) => return ApiError::from(e).into_response(),
         }
     }
     next.run(req).await
@@ -190,8 +193,8 @@ fn governor_problem(error: GovernorError) -> Response<Body> {
     }
 }
 
-/// Adds the rate limits to `router` when they are enabled.
-pub fn apply<S>(router: Router<S>, limits: &RateLimits) -> Router<S>
+/// Adds the rate limits to `router` when they are enabled; `db` keeps the shared budgets.
+pub fn apply<S>(router: Router<S>, limits: &RateLimits, db: &PgPool) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -199,47 +202,69 @@ where
         return router;
     }
     let client_ip = ClientIp::new(&limits.trusted_proxies);
-    let limiter = |n, window| quota(n, window, &client_ip).map(|c| c.limiter().clone());
-    let routes = Arc::new(RouteLimiters {
-        login: limiter(limits.login_per_window, limits.login_window),
-        register: limiter(limits.register_per_window, limits.register_window),
-        forgot_password: limiter(limits.forgot_per_window, limits.forgot_window),
+    let budgets = Arc::new(RouteBudgets {
+        db: db.clone(),
+        login: Quota::new(limits.login_per_window, limits.login_window),
+        register: Quota::new(limits.register_per_window, limits.register_window),
+        forgot_password: Quota::new(limits.forgot_per_window, limits.forgot_window),
         client_ip: client_ip.clone(),
     });
     let global = quota(limits.global_per_window, limits.global_window, &client_ip).map(Arc::new);
+    if let Some(global) = &global {
+        forget_idle_clients(global.limiter());
+    }
+    prune_shared_budgets(&budgets);
 
-    let mut every_limiter: Vec<Limiter> = routes.all().cloned().collect();
-    every_limiter.extend(global.as_ref().map(|g| g.limiter().clone()));
-    forget_idle_clients(&every_limiter);
-
-    let router = router.layer(from_fn_with_state(routes, limit_sensitive_routes));
+    let router = router.layer(from_fn_with_state(budgets, limit_sensitive_routes));
     match global {
         Some(global) => router.layer(GovernorLayer::new(global).error_handler(governor_problem)),
         None => router,
     }
 }
 
-/// The limiters remember every client they saw; once a minute, forget those whose budget
-/// is full again, so memory follows the number of recent clients. The task ends when the
-/// router (and with it the limiters) is dropped.
-fn forget_idle_clients(limiters: &[Limiter]) {
+/// Once a minute, deletes the shared budgets that are full again, so the table follows the
+/// number of recent clients. Every instance sweeps (a cheap indexed delete); the task ends
+/// when the router is dropped.
+fn prune_shared_budgets(budgets: &Arc<RouteBudgets>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let weak: Vec<Weak<_>> = limiters.iter().map(Arc::downgrade).collect();
+    let weak = Arc::downgrade(budgets);
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(budgets) = weak.upgrade() else {
+                break;
+            };
+            if budgets.db.is_closed() {
+                break;
+            }
+            if let Err(e) = rate_limits::prune(&budgets.db).await {
+                tracing::warn!(error = %e, "pruning rate-limit budgets failed");
+            }
+        }
+    });
+}
+
+/// The global limiter remembers every client it saw; once a minute, forget those whose
+/// budget is full again, so memory follows the number of recent clients. The task ends when
+/// the router (and with it the limiter) is dropped.
+fn forget_idle_clients(limiter: &Limiter) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak: Weak<_> = Arc::downgrade(limiter);
     runtime.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            let mut alive = false;
-            for limiter in weak.iter().filter_map(Weak::upgrade) {
-                alive = true;
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-            if !alive {
+            let Some(limiter) = weak.upgrade() else {
                 break;
-            }
+            };
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
     });
 }
@@ -263,16 +288,20 @@ mod tests {
         raw.parse().unwrap()
     }
 
+    fn proxies(raw: &str) -> ClientIp {
+        ClientIp::new(&crate::config::parse_trusted_proxies(raw).unwrap())
+    }
+
     #[test]
     fn forwarded_for_is_ignored_from_untrusted_peers() {
-        let client_ip = ClientIp::new(&[ip("10.0.0.1")]);
+        let client_ip = proxies("10.0.0.1");
         let req = request("203.0.113.7:5000", Some("198.51.100.1"));
         assert_eq!(client_ip.client_of(&req), ip("203.0.113.7"));
     }
 
     #[test]
     fn a_trusted_proxy_names_the_rightmost_untrusted_hop() {
-        let client_ip = ClientIp::new(&[ip("10.0.0.1"), ip("10.0.0.2")]);
+        let client_ip = proxies("10.0.0.1, 10.0.0.2");
         // The client forged the first entry; our two proxies appended the rest.
         let req = request("10.0.0.1:5000", Some("1.1.1.1, 198.51.100.9, 10.0.0.2"));
         assert_eq!(client_ip.client_of(&req), ip("198.51.100.9"));
@@ -288,20 +317,31 @@ mod tests {
     }
 
     #[test]
+    fn cidr_ranges_trust_every_proxy_inside_them() {
+        let client_ip = proxies("10.0.0.0/8, fdaa::/16");
+        // Fly's and Railway's proxies come from anywhere in their range.
+        for proxy in ["10.1.2.3:5000", "10.254.0.9:80", "[::ffff:10.9.9.9]:443"] {
+            let req = request(proxy, Some("198.51.100.9, 10.77.0.1"));
+            assert_eq!(client_ip.client_of(&req), ip("198.51.100.9"), "{proxy}");
+        }
+        let req = request("[fdaa:0:1::7]:5000", Some("2001:db8:5::1, fdaa:9::2"));
+        assert_eq!(client_ip.client_of(&req), ip("2001:db8:5::1"));
+        // Just outside the ranges: the peer itself is the client, whatever it forwards.
+        let req = request("11.0.0.1:5000", Some("198.51.100.9"));
+        assert_eq!(client_ip.client_of(&req), ip("11.0.0.1"));
+        let req = request("[fdab::1]:5000", Some("198.51.100.9"));
+        assert_eq!(client_ip.client_of(&req), ip("fdab::1"));
+        // When every hop is trusted, the leftmost one is the client.
+        let req = request("10.0.0.1:5000", Some("10.20.30.40"));
+        assert_eq!(client_ip.client_of(&req), ip("10.20.30.40"));
+    }
+
+    #[test]
     fn ipv6_clients_share_their_64_block() {
         assert_eq!(
             subscriber_block(ip("2001:db8:1:2:aaaa::1")),
             ip("2001:db8:1:2::")
         );
         assert_eq!(subscriber_block(ip("192.0.2.1")), ip("192.0.2.1"));
-    }
-
-    #[test]
-    fn retry_after_rounds_up() {
-        assert_eq!(
-            round_up(Duration::from_millis(3200)),
-            Duration::from_secs(4)
-        );
-        assert_eq!(round_up(Duration::from_secs(4)), Duration::from_secs(4));
     }
 }

@@ -46,6 +46,7 @@ fn registry() -> anyhow::Result<Registry> {
 
 async fn run() -> anyhow::Result<()> {
     cart_worker::init_tracing("info")?;
+    cart_core::deployment::check_startup("cart-worker")?;
     let registry = registry()?;
     let config = WorkerConfig::from_env(&registry)?;
     let mailer = cart_core::mail::mailer_from_env()?;

@@ -1,6 +1,7 @@
 //! `/api/auth/*`: register, log in, forgot and reset password.
 
 use axum::{extract::State, http::StatusCode};
+use cart_core::rate_limits::{self, Verdict};
 use cart_core::users::{
     User, credentials,
     password_reset::{self, ForgotPassword, ResetPassword, ResetSettings},
@@ -10,7 +11,7 @@ use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    error::{ApiResult, Problem},
+    error::{ApiError, ApiResult, Problem},
     extract::{Created, Json},
     state::AppState,
 };
@@ -60,21 +61,43 @@ pub async fn register(
 }
 
 /// Log in with e-mail and password. Any mismatch is the same 401, after the same work.
+/// Failed logins are also limited per account (`RATE_LIMIT_FAILED_LOGINS`), whatever the
+/// client's address, and whether or not the account exists: once they are spent, every
+/// attempt at that e-mail is a 429, even with the right password.
 #[utoipa::path(post, path = "/auth/login", tag = "auth",
     request_body = credentials::Login,
     responses(
         (status = 200, body = AuthResponse),
         (status = 400, body = Problem, description = "malformed JSON"),
         (status = 401, body = Problem, description = "e-mail or password do not match"),
-        (status = 429, body = Problem, description = "too many attempts from this address"),
+        (status = 429, body = Problem, description = "too many attempts from this address, or too many failed logins for this e-mail; retry after `Retry-After`"),
         (status = 503, body = Problem, description = "password hashing is saturated; retry after `Retry-After`"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     Json(input): Json<credentials::Login>,
 ) -> ApiResult<Json<AuthResponse>> {
-    let user = credentials::login(&state.db, &state.config.passwords, input).await?;
-    Ok(Json(session_for(&state, user)?))
+    let Some(quota) = state.config.rate_limits.failed_logins() else {
+        let user = credentials::login(&state.db, &state.config.passwords, input).await?;
+        return Ok(Json(session_for(&state, user)?));
+    };
+    // Spent before the password is checked, so concurrent guesses cannot overrun the budget;
+    // given back unless the attempt turns out to be a failed login.
+    let account = rate_limits::account_key(&input.email);
+    if let Verdict::Exhausted { retry_after } =
+        rate_limits::take(&state.db, rate_limits::FAILED_LOGINS, &account, quota).await?
+    {
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+    let outcome = credentials::login(&state.db, &state.config.passwords, input).await;
+    if !matches!(outcome, Err(cart_core::Error::Unauthorized(_)))
+        && let Err(e) =
+            rate_limits::give_back(&state.db, rate_limits::FAILED_LOGINS, &account, quota).await
+    {
+        // The attempt stays counted: a budget that is one short is not worth failing a login.
+        tracing::warn!(error = %e, "could not give back a login attempt");
+    }
+    Ok(Json(session_for(&state, outcome?)?))
 }
 
 fn reset_settings(state: &AppState) -> ResetSettings {

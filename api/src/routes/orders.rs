@@ -68,10 +68,11 @@ pub struct OrdersQuery {
     responses(
         (status = 201, body = Order),
         (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 409, description = "not enough stock (the detail names the product), or the \
-            Idempotency-Key was used with another body; with `Retry-After`, a conflict that \
-            passes (the key is in use by a running request, the cart kept changing): repeat \
-            the request, such an answer is not stored for the key", body = Problem),
+        (status = 409, description = "not enough stock (the detail names the product), the \
+            caller already holds `MAX_UNPAID_ORDERS` unpaid orders, or the Idempotency-Key was \
+            used with another body; with `Retry-After`, a conflict that passes (the key is in \
+            use by a running request, the cart kept changing): repeat the request, such an \
+            answer is not stored for the key", body = Problem),
         (status = 422, description = "empty cart, no CPF on the profile, unknown address \
             (`address_id`: not in the caller's address book), shipping service not offered, \
             or a coupon that no longer applies", body = Problem),
@@ -106,6 +107,7 @@ async fn checkout(state: &AppState, user_id: Uuid, body: &CheckoutRequest) -> Ap
         sender_cep: &state.config.shipping_sender_cep,
         payment_ttl: state.config.orders.payment_ttl,
         templates: &state.templates,
+        max_unpaid_orders: state.config.orders.max_unpaid,
     };
     let mut conn = state.db.acquire().await?;
     Ok(orders::checkout::place_order(&mut conn, &ctx, user_id, body).await?)
@@ -185,9 +187,12 @@ pub async fn get_order(
     ))
 }
 
-/// Public tracking by order number: status and carrier data, nothing personal.
+/// Public tracking by the carrier's tracking code (the one the shipment e-mail gives) or by
+/// order number, in any case: status and carrier data, nothing personal.
 #[utoipa::path(get, path = "/orders/tracking/{number}", tag = "orders",
-    params(("number" = String, Path, example = "CART-7K3M9Q2X")),
+    params(("number" = String, Path, example = "AA123456789BR",
+        description = "the carrier's tracking code (e.g. `AA123456789BR`) or the order number \
+            (e.g. `CART-7K3M9Q2X`)")),
     responses((status = 200, body = PublicTracking), (status = 404, body = Problem)))]
 pub async fn track_order(
     State(state): State<AppState>,

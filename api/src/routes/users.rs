@@ -147,23 +147,30 @@ pub async fn get_user(
     Ok(Json(users::find(&mut conn, id).await?))
 }
 
-/// The address book, default first.
+/// The address book, default first, paginated like every list.
 #[utoipa::path(get, path = "/users/{id}/addresses", tag = "addresses", security(("bearer" = [])),
-    params(("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id")),
+    params(
+        ("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id"),
+        PageParams,
+    ),
     responses(
-        (status = 200, body = Vec<Address>),
+        (status = 200, body = Paginated<Address>),
         (status = 400, body = Problem),
         (status = 401, body = Problem),
         (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "`limit` under 1 or a negative `offset`"),
     ))]
 pub async fn list_addresses(
     State(state): State<AppState>,
     caller: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<Address>>> {
+    Query(page): Query<PageParams>,
+) -> ApiResult<Json<Paginated<Address>>> {
+    let page = page.clamp(state.config.pagination_max_limit)?;
     let owner = owner(&state, caller, &id).await?;
     let mut conn = state.db.acquire().await?;
-    Ok(Json(addresses::list(&mut conn, owner).await?))
+    let (items, total) = addresses::list_page(&mut conn, owner, page.limit, page.offset).await?;
+    Ok(Json(Paginated::new(items, total, page)))
 }
 
 /// Add an address. The first one becomes the default; `is_default: true` moves it here.

@@ -24,7 +24,7 @@ async fn add(app: &TestApp, user: &TestUser, body: &Value) -> Value {
 async fn book(app: &TestApp, user: &TestUser) -> Vec<Value> {
     let res = app.get("/api/users/me/addresses", Some(&user.token)).await;
     res.assert_status(200);
-    res.body.as_array().expect("a list").clone()
+    res.body["items"].as_array().expect("a list").clone()
 }
 
 fn defaults(book: &[Value]) -> Vec<String> {
@@ -77,7 +77,7 @@ async fn the_first_address_is_the_default_and_fields_are_normalised(pool: PgPool
         )
         .await;
     by_id.assert_status(200);
-    assert_eq!(by_id.body.as_array().unwrap().len(), 2);
+    assert_eq!(by_id.body["items"].as_array().unwrap().len(), 2);
 }
 
 #[sqlx::test(migrations = false)]
@@ -278,7 +278,7 @@ async fn admins_manage_any_address_book(pool: PgPool) {
     let id = res.body["id"].as_str().unwrap().to_owned();
     let listed = app.get(&theirs, Some(&admin.token)).await;
     listed.assert_status(200);
-    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(book(&app, &bia).await.len(), 1, "it is in her book");
     assert!(book(&app, &admin).await.is_empty(), "not in the admin's");
 
@@ -330,4 +330,60 @@ async fn address_routes_need_a_token(pool: PgPool) {
     app.post("/api/users/me/addresses", &address("Casa"), None)
         .await
         .assert_problem(401);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_address_book_is_a_paginated_list(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let user = app.user().await;
+    for label in ["Casa", "Trabalho", "Praia"] {
+        add(&app, &user, &address(label)).await;
+    }
+
+    let res = app.get("/api/users/me/addresses", Some(&user.token)).await;
+    res.assert_status(200);
+    assert_eq!(res.body["total"], 3);
+    assert_eq!(res.body["limit"], 20);
+    assert_eq!(res.body["offset"], 0);
+    let labels = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["label"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(labels(&res.body), ["Casa", "Trabalho", "Praia"]);
+
+    let page = app
+        .get(
+            "/api/users/me/addresses?limit=2&offset=1",
+            Some(&user.token),
+        )
+        .await;
+    page.assert_status(200);
+    assert_eq!(page.body["total"], 3);
+    assert_eq!(page.body["limit"], 2);
+    assert_eq!(page.body["offset"], 1);
+    assert_eq!(labels(&page.body), ["Trabalho", "Praia"]);
+
+    let past_the_end = app
+        .get("/api/users/me/addresses?offset=10", Some(&user.token))
+        .await;
+    assert_eq!(past_the_end.body["items"], json!([]));
+    assert_eq!(past_the_end.body["total"], 3);
+    // Clamped like every list; nonsense is refused like every list.
+    let clamped = app
+        .get("/api/users/me/addresses?limit=100000", Some(&user.token))
+        .await;
+    assert_eq!(clamped.body["limit"], 100);
+    app.get("/api/users/me/addresses?limit=0", Some(&user.token))
+        .await
+        .assert_problem(422);
+    app.get("/api/users/me/addresses?offset=-1", Some(&user.token))
+        .await
+        .assert_problem(422);
+    app.get("/api/users/me/addresses?limit=many", Some(&user.token))
+        .await
+        .assert_problem(400);
 }

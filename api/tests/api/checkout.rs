@@ -508,3 +508,96 @@ async fn a_shipped_order_cannot_be_cancelled_and_a_paid_one_is_refunded(pool: Pg
     assert_eq!(refund_jobs, 1);
     assert_eq!(stock_of(&pool, coffee).await, 4);
 }
+
+/// Places one order of one `product` for `buyer` (the cart refilled first); the status.
+async fn order_once(app: &TestApp, buyer: &Shopper, product: Uuid) -> crate::helpers::TestResponse {
+    add_to_cart(&app.pool, buyer.id, product, 1).await;
+    app.post("/api/orders", &checkout_body(buyer), Some(&buyer.token))
+        .await
+}
+
+async fn unpaid_orders_of(pool: &PgPool, user: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM orders WHERE user_id = $1 AND status = 'pending_payment'",
+    )
+    .bind(user)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_fourth_unpaid_order_is_409_and_changes_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let coffee = product(&pool, "Café", 2590, 10).await;
+    let buyer = shopper(&app, true).await;
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        let res = order_once(&app, &buyer, coffee).await;
+        res.assert_status(201);
+        placed.push(res.body["id"].as_str().unwrap().to_owned());
+    }
+
+    let res = order_once(&app, &buyer, coffee).await;
+    res.assert_problem(409);
+    let detail = res.body["detail"].as_str().unwrap();
+    assert!(detail.contains("3 unpaid orders"), "{detail}");
+    assert!(detail.contains("pay or cancel"), "{detail}");
+    // Nothing written: no order, the stock of three orders taken, the cart as it was.
+    assert_eq!(unpaid_orders_of(&pool, buyer.id).await, 3);
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM orders").await, 3);
+    assert_eq!(stock_of(&pool, coffee).await, 7);
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM cart_items").await, 1);
+
+    // Another buyer is not affected, and cancelling one order frees a place.
+    let other = shopper(&app, true).await;
+    order_once(&app, &other, coffee).await.assert_status(201);
+    app.patch(
+        &format!("/api/orders/{}/cancel", placed[0]),
+        &json!({}),
+        Some(&buyer.token),
+    )
+    .await
+    .assert_status(200);
+    app.post("/api/orders", &checkout_body(&buyer), Some(&buyer.token))
+        .await
+        .assert_status(201);
+    assert_eq!(unpaid_orders_of(&pool, buyer.id).await, 3);
+}
+
+#[sqlx::test(migrations = false)]
+async fn max_unpaid_orders_zero_is_no_cap(pool: PgPool) {
+    let app = TestApp::spawn_with(pool.clone(), |c| c.orders.max_unpaid = 0).await;
+    let coffee = product(&pool, "Café", 2590, 10).await;
+    let buyer = shopper(&app, true).await;
+    for _ in 0..5 {
+        order_once(&app, &buyer, coffee).await.assert_status(201);
+    }
+    assert_eq!(unpaid_orders_of(&pool, buyer.id).await, 5);
+}
+
+#[sqlx::test(migrations = false)]
+async fn concurrent_checkouts_at_the_cap_let_exactly_one_through(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let coffee = product(&pool, "Café", 2590, 50).await;
+    let buyer = shopper(&app, true).await;
+    for _ in 0..2 {
+        order_once(&app, &buyer, coffee).await.assert_status(201);
+    }
+    add_to_cart(&pool, buyer.id, coffee, 1).await;
+    let requests = (0..4)
+        .map(|_| (buyer.token.clone(), checkout_body(&buyer)))
+        .collect();
+
+    let statuses = all_at_once(&app, requests).await;
+
+    assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [201, 409, 422].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(unpaid_orders_of(&pool, buyer.id).await, 3);
+    assert_eq!(stock_of(&pool, coffee).await, 47);
+    // At the cap now, whatever the cart holds.
+    order_once(&app, &buyer, coffee).await.assert_problem(409);
+}

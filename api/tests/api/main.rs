@@ -17,6 +17,7 @@ mod invoices;
 mod orders;
 mod payments;
 mod probes;
+mod production;
 mod rate_limit;
 mod shipping;
 mod users;

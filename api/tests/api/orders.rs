@@ -324,6 +324,42 @@ async fn public_tracking_shows_no_personal_data(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn public_tracking_finds_an_order_by_the_carriers_tracking_code(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let p = people(&app).await;
+    let (id, number) = place(&pool, p.owner).await;
+    // Not shipped yet: the code the buyer will get finds nothing.
+    app.get("/api/orders/tracking/AA123456789BR", None)
+        .await
+        .assert_problem(404);
+    mark_paid(&pool, id).await;
+    app.patch(
+        &format!("/api/orders/{id}/tracking"),
+        &json!({"tracking_number": "AA123456789BR", "carrier": "Correios"}),
+        Some(&p.admin_token),
+    )
+    .await
+    .assert_status(200);
+
+    // The code as the shipment e-mail gives it, and as a buyer may type it.
+    for code in ["AA123456789BR", "aa123456789br", " AA123456789BR "] {
+        let res = app.get(&format!("/api/orders/tracking/{code}"), None).await;
+        res.assert_status(200);
+        assert_eq!(res.body["number"], number.as_str());
+        assert_eq!(res.body["status"], "shipped");
+        assert_eq!(res.body["tracking_number"], "AA123456789BR");
+        assert_eq!(res.body["carrier"], "Correios");
+    }
+    // The order number still works; another code does not.
+    app.get(&format!("/api/orders/tracking/{number}"), None)
+        .await
+        .assert_status(200);
+    app.get("/api/orders/tracking/AA000000000BR", None)
+        .await
+        .assert_problem(404);
+}
+
+#[sqlx::test(migrations = false)]
 async fn admins_ship_and_deliver_paid_orders(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let p = people(&app).await;

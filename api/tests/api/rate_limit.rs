@@ -1,17 +1,13 @@
 //! Per-client rate limits (disabled in the other tests; enabled here).
 
-use std::net::IpAddr;
-
+use cart_api::config::parse_trusted_proxies;
 use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::{TestApp, TestResponse};
 
 async fn limited_app(pool: PgPool, trusted: &[&str]) -> TestApp {
-    let trusted: Vec<IpAddr> = trusted
-        .iter()
-        .map(|ip| ip.parse().expect("an IP"))
-        .collect();
+    let trusted = parse_trusted_proxies(&trusted.join(",")).expect("valid proxies");
     TestApp::spawn_with(pool, move |c| {
         c.rate_limits.enabled = true;
         c.rate_limits.trusted_proxies = trusted;
@@ -20,10 +16,19 @@ async fn limited_app(pool: PgPool, trusted: &[&str]) -> TestApp {
 }
 
 async fn login_from(app: &TestApp, forwarded_for: Option<&str>) -> TestResponse {
+    login_as(app, "ana@example.com", "wrong-password", forwarded_for).await
+}
+
+async fn login_as(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> TestResponse {
     let mut req = app
         .client
         .post(app.url("/api/auth/login"))
-        .json(&json!({"email": "ana@example.com", "password": "wrong-password"}));
+        .json(&json!({"email": email, "password": password}));
     if let Some(ip) = forwarded_for {
         req = req.header("x-forwarded-for", ip);
     }
@@ -149,4 +154,115 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(pool: P
     login_from(&app, Some("198.51.100.2"))
         .await
         .assert_problem(401);
+}
+
+#[sqlx::test(migrations = false)]
+async fn two_instances_spend_from_one_login_budget(pool: PgPool) {
+    let first = limited_app(pool.clone(), &[]).await;
+    let second = limited_app(pool, &[]).await;
+    // Five attempts in all, alternating between the instances, spend the budget of five...
+    for n in 0..5 {
+        let app = if n % 2 == 0 { &first } else { &second };
+        login_from(app, None).await.assert_problem(401);
+    }
+    // ...on both of them.
+    assert_rate_limited(&login_from(&second, None).await);
+    assert_rate_limited(&login_from(&first, None).await);
+}
+
+/// Behind a proxy range (Fly, Railway), each attempt from another client address.
+async fn app_behind_proxy_range(pool: PgPool) -> TestApp {
+    limited_app(pool, &["127.0.0.0/8", "::1/128"]).await
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_eleventh_failed_login_to_one_account_is_429_from_any_address(pool: PgPool) {
+    let app = app_behind_proxy_range(pool).await;
+    let ana = app.register_user("ana@example.com").await;
+    for n in 0..10 {
+        login_as(
+            &app,
+            "ana@example.com",
+            "wrong-password",
+            Some(&format!("198.51.100.{n}")),
+        )
+        .await
+        .assert_problem(401);
+    }
+    // A new address and the right password change nothing: the account's budget is spent.
+    let res = login_as(
+        &app,
+        " ANA@example.com",
+        &ana.password,
+        Some("203.0.113.50"),
+    )
+    .await;
+    assert_rate_limited(&res);
+    let retry_after: u64 = res.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        retry_after <= 90,
+        "one attempt comes back every 90 s: {retry_after}"
+    );
+    // Another account is not affected.
+    let bia = app.register_user("bia@example.com").await;
+    login_as(&app, &bia.email, &bia.password, Some("203.0.113.50"))
+        .await
+        .assert_status(200);
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_unknown_email_is_limited_exactly_like_an_account(pool: PgPool) {
+    let app = app_behind_proxy_range(pool).await;
+    app.register_user("ana@example.com").await;
+    let mut refusals = Vec::new();
+    for (m, email) in ["ana@example.com", "ninguem@example.com"]
+        .iter()
+        .enumerate()
+    {
+        for n in 0..10 {
+            login_as(
+                &app,
+                email,
+                "wrong-password",
+                Some(&format!("198.51.{m}.{n}")),
+            )
+            .await
+            .assert_problem(401);
+        }
+        let res = login_as(&app, email, "wrong-password", Some("203.0.113.51")).await;
+        assert_rate_limited(&res);
+        refusals.push(res);
+    }
+    // Nothing in the refusal tells an account from an e-mail nobody registered.
+    let (known, unknown) = (&refusals[0], &refusals[1]);
+    assert_eq!(known.body["title"], unknown.body["title"]);
+    assert_eq!(known.body["detail"], unknown.body["detail"]);
+    assert_eq!(known.body["type"], unknown.body["type"]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn successful_logins_do_not_spend_the_account_budget(pool: PgPool) {
+    let app = app_behind_proxy_range(pool).await;
+    let ana = app.register_user("ana@example.com").await;
+    for n in 0..12 {
+        login_as(
+            &app,
+            &ana.email,
+            &ana.password,
+            Some(&format!("198.51.100.{n}")),
+        )
+        .await
+        .assert_status(200);
+    }
+    for n in 0..10 {
+        login_as(
+            &app,
+            &ana.email,
+            "wrong-password",
+            Some(&format!("198.51.101.{n}")),
+        )
+        .await
+        .assert_problem(401);
+    }
+    assert_rate_limited(&login_as(&app, &ana.email, &ana.password, Some("198.51.102.1")).await);
 }

@@ -6,6 +6,11 @@
 //! updates, checks and counts the coupon, writes the order with its snapshots, empties the
 //! cart and enqueues the follow-up jobs. Any failure rolls all of it back.
 //!
+//! Each unpaid order holds stock until it expires, so a buyer may hold only so many
+//! (`MAX_UNPAID_ORDERS`). The order's insert counts them itself (no extra round trip), after
+//! the cart's lock is taken: two checkouts of one buyer queue on that lock, so the second
+//! counts the first's order and the cap cannot be passed twice.
+//!
 //! Should the cart change between the quote and the lock (another tab added an item), the
 //! package no longer matches the quote: the transaction is abandoned and the quote redone.
 
@@ -50,6 +55,9 @@ pub struct CheckoutContext<'a> {
     pub payment_ttl: Duration,
     /// Renders the "order placed" e-mail.
     pub templates: &'a Templates,
+    /// Unpaid orders the buyer may hold at once, this one included (`MAX_UNPAID_ORDERS`);
+    /// 0: no cap.
+    pub max_unpaid_orders: u32,
 }
 
 /// Quotes redone because the cart changed under us, before giving up with a 409.
@@ -63,8 +71,9 @@ struct Buyer {
 
 /// Places the caller's cart as an order. See the module docs for the steps; errors:
 /// 422 for an empty cart, a missing CPF, an unknown address or shipping service, or a coupon
-/// that no longer applies; 409 for short stock (naming the product); 502/503 when the
-/// shipping provider fails. Nothing is written on any error.
+/// that no longer applies; 409 for short stock (naming the product) or for a buyer who
+/// already holds `max_unpaid_orders` unpaid orders; 502/503 when the shipping provider fails.
+/// Nothing is written on any error.
 pub async fn place_order(
     conn: &mut PgConnection,
     ctx: &CheckoutContext<'_>,
@@ -165,7 +174,8 @@ async fn write_order(
         recipient_cpf: buyer.cpf.clone(),
         expires_at: chrono::Utc::now() + payment_ttl,
     };
-    let created = create::insert(tx, &new).await?;
+    let cap = (ctx.max_unpaid_orders > 0).then_some(ctx.max_unpaid_orders);
+    let created = create::insert_within_unpaid_cap(tx, &new, cap).await?;
     if let Some(coupon) = &new.coupon {
         // Counts the use against the global and per-user limits; over a limit → 422.
         coupons::redeem(tx, coupon.id, cart.user_id, created.id).await?;

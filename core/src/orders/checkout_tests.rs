@@ -180,6 +180,7 @@ async fn checkout(
         sender_cep: "01310100",
         payment_ttl: Duration::from_secs(1800),
         templates: &templates,
+        max_unpaid_orders: 0,
     };
     place_order(conn, &ctx, user, &request(address)).await
 }
@@ -324,6 +325,7 @@ async fn checkout_refuses_what_it_cannot_sell_and_writes_nothing(pool: PgPool) {
         sender_cep: "01310100",
         payment_ttl: Duration::from_secs(60),
         templates: &templates,
+        max_unpaid_orders: 0,
     };
     let teleport = CheckoutRequest {
         address_id: address,

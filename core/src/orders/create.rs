@@ -69,6 +69,13 @@ pub struct CreatedOrder {
     pub order: Order,
 }
 
+/// The order row as the insert returned it.
+struct Written {
+    number: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
 /// How many random numbers to try before giving up; with 40 random bits a single clash is
 /// already unlikely for the lifetime of a store.
 const NUMBER_ATTEMPTS: usize = 5;
@@ -76,6 +83,27 @@ const NUMBER_ATTEMPTS: usize = 5;
 /// Inserts the order, its items and its creation event. The caller owns the transaction and
 /// has already reserved stock and the coupon.
 pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOrder> {
+    insert_within_unpaid_cap(conn, new, None).await
+}
+
+/// The answer when a buyer already holds `cap` unpaid orders.
+fn too_many_unpaid(cap: u32) -> Error {
+    Error::conflict(format!(
+        "you already have {cap} unpaid order{}, the most this store holds stock for: pay or \
+         cancel one before placing another",
+        if cap == 1 { "" } else { "s" }
+    ))
+}
+
+/// Like [`insert`], refusing with a 409 (and writing nothing) when the buyer already holds
+/// `cap` unpaid orders. The count is part of the insert's statement, so it sees every order
+/// committed before the statement began: the caller takes the lock that serialises the
+/// buyer's checkouts first (checkout's cart lock).
+pub async fn insert_within_unpaid_cap(
+    conn: &mut PgConnection,
+    new: &NewOrder,
+    cap: Option<u32>,
+) -> Result<CreatedOrder> {
     if new.items.is_empty() {
         return Err(Error::invalid("cart", "the cart is empty"));
     }
@@ -111,16 +139,26 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
         let candidate = number::generate();
         // ON CONFLICT on the number only: a clash is retried without aborting the
         // caller's transaction.
-        let inserted = sqlx::query!(
-            r#"INSERT INTO orders
-                   (id, number, user_id, status, payment_status,
-                    subtotal_cents, discount_cents, shipping_cents, total_cents,
-                    coupon_id, coupon_code,
-                    shipping_carrier, shipping_service, shipping_days, shipping_address,
-                    recipient_cpf, expires_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-               ON CONFLICT (number) DO NOTHING
-               RETURNING number, created_at, updated_at"#,
+        let attempt = sqlx::query!(
+            r#"WITH unpaid AS (
+                   SELECT count(*) AS held FROM orders
+                   WHERE user_id = $3 AND status = 'pending_payment'
+               ), inserted AS (
+                   INSERT INTO orders
+                       (id, number, user_id, status, payment_status,
+                        subtotal_cents, discount_cents, shipping_cents, total_cents,
+                        coupon_id, coupon_code,
+                        shipping_carrier, shipping_service, shipping_days, shipping_address,
+                        recipient_cpf, expires_at)
+                   SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                          $16, $17
+                   FROM unpaid WHERE $18::bigint IS NULL OR unpaid.held < $18
+                   ON CONFLICT (number) DO NOTHING
+                   RETURNING number, created_at, updated_at
+               )
+               SELECT unpaid.held AS "held!", inserted.number AS "number?",
+                      inserted.created_at AS "created_at?", inserted.updated_at AS "updated_at?"
+               FROM unpaid LEFT JOIN inserted ON true"#,
             id,
             candidate,
             new.user_id,
@@ -138,9 +176,23 @@ pub async fn insert(conn: &mut PgConnection, new: &NewOrder) -> Result<CreatedOr
             Json(&new.shipping.address) as _,
             new.recipient_cpf,
             new.expires_at,
+            cap.map(i64::from),
         )
-        .fetch_optional(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
+        if let Some(cap) = cap
+            && attempt.held >= i64::from(cap)
+        {
+            return Err(too_many_unpaid(cap));
+        }
+        let inserted = match (attempt.number, attempt.created_at, attempt.updated_at) {
+            (Some(number), Some(created_at), Some(updated_at)) => Some(Written {
+                number,
+                created_at,
+                updated_at,
+            }),
+            _ => None,
+        };
         if inserted.is_some() {
             written = inserted;
             break;

@@ -24,10 +24,14 @@ use crate::config::{self, ConfigError};
 pub struct OrdersConfig {
     /// How long an order waits for its payment before it is cancelled (`ORDER_PAYMENT_TTL`).
     pub payment_ttl: Duration,
+    /// Unpaid orders one account may hold at once, each reserving stock
+    /// (`MAX_UNPAID_ORDERS`, default 3); 0: no cap.
+    pub max_unpaid: u32,
 }
 
 impl OrdersConfig {
     pub const DEFAULT_PAYMENT_TTL: Duration = Duration::from_secs(30 * 60);
+    pub const DEFAULT_MAX_UNPAID: u32 = 3;
 
     pub fn from_env() -> Result<Self, ConfigError> {
         let payment_ttl = config::var_duration("ORDER_PAYMENT_TTL", Self::DEFAULT_PAYMENT_TTL)?;
@@ -37,7 +41,11 @@ impl OrdersConfig {
                 reason: "must be longer than zero".into(),
             });
         }
-        Ok(Self { payment_ttl })
+        let max_unpaid = config::var_parsed("MAX_UNPAID_ORDERS", Self::DEFAULT_MAX_UNPAID)?;
+        Ok(Self {
+            payment_ttl,
+            max_unpaid,
+        })
     }
 }
 
@@ -63,6 +71,7 @@ impl Default for OrdersConfig {
     fn default() -> Self {
         Self {
             payment_ttl: Self::DEFAULT_PAYMENT_TTL,
+            max_unpaid: Self::DEFAULT_MAX_UNPAID,
         }
     }
 }
@@ -78,6 +87,7 @@ mod config_tests {
     fn the_payment_window_must_cover_the_pix_expiry() {
         let config = OrdersConfig {
             payment_ttl: Duration::from_secs(1800),
+            ..OrdersConfig::default()
         };
         config.check_covers(Duration::from_secs(1800)).unwrap();
         config.check_covers(Duration::from_secs(600)).unwrap();

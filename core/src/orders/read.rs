@@ -189,17 +189,23 @@ pub async fn list_all(
     Ok((with_items(conn, rows).await?, total))
 }
 
-/// The public view of an order by its number (case-insensitive). The carrier is the one
-/// carrying the parcel once shipped, before that the one chosen at checkout.
+/// The public view of an order by its number or by the carrier's tracking code (what the
+/// shipment e-mail gives the buyer), either in any case. The carrier is the one carrying the
+/// parcel once shipped, before that the one chosen at checkout. Should a tracking code be on
+/// several orders (a parcel shipped for two, a code reused), the latest one answers; an order
+/// number always wins over a tracking code.
 pub async fn track(conn: &mut PgConnection, number: &str) -> Result<PublicTracking> {
-    let number = number.trim().to_ascii_uppercase();
+    let code = number.trim().to_uppercase();
     sqlx::query_as!(
         PublicTracking,
         r#"SELECT number, status AS "status: OrderStatus",
                   COALESCE(carrier, shipping_carrier) AS carrier,
                   tracking_number, updated_at
-           FROM orders WHERE number = $1"#,
-        number,
+           FROM orders
+           WHERE number = $1 OR (upper(tracking_number) = $1 AND tracking_number IS NOT NULL)
+           ORDER BY number = $1 DESC, updated_at DESC, id DESC
+           LIMIT 1"#,
+        code,
     )
     .fetch_optional(&mut *conn)
     .await?

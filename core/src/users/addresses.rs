@@ -142,6 +142,38 @@ async fn clear_default(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// One page of the address book, default first, and how many addresses it holds.
+pub async fn list_page(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Address>, i64)> {
+    let items = sqlx::query_as!(
+        Address,
+        r#"
+        SELECT id, label, recipient, cep, street, number, complement, district, city, state,
+               is_default
+        FROM addresses
+        WHERE user_id = $1
+        ORDER BY is_default DESC, created_at, id
+        LIMIT $2 OFFSET $3
+        "#,
+        user_id,
+        limit,
+        offset,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM addresses WHERE user_id = $1"#,
+        user_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((items, total))
+}
+
 pub async fn list(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Address>> {
     Ok(sqlx::query_as!(
         Address,
