@@ -78,6 +78,7 @@ pub const READ_VARIABLES: &[&str] = &[
     "CARD_PROVIDER",
     "PAYMENT_WAIT",
     "PIX_EXPIRES_IN",
+    "PIX_MIN_REMAINING",
     "ORDER_PAYMENT_TTL",
     "PIX_KEY",
     "PIX_MERCHANT_NAME",
