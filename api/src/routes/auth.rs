@@ -1,17 +1,18 @@
-//! `/api/auth/*`: register, log in, forgot and reset password.
+//! `/api/auth/*`: register, log in, log out, forgot and reset password.
 
 use axum::{extract::State, http::StatusCode};
 use cart_core::users::{
     User, credentials,
-    password_reset::{self, ForgotPassword, ResetPassword, ResetSettings},
+    password_reset::{self, ForgotPassword, ResetPassword},
+    sessions::{self, Issued},
 };
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     error::{ApiResult, Problem},
-    extract::{Created, Json},
+    extract::{AuthUser, Created, Json, Query},
     state::AppState,
 };
 
@@ -19,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
+        .routes(routes!(logout))
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
 }
@@ -31,13 +33,14 @@ pub struct AuthResponse {
     pub expires_at: DateTime<Utc>,
 }
 
-fn session_for(state: &AppState, user: User) -> ApiResult<AuthResponse> {
-    let (token, expires_at) = state.config.jwt.issue(user.id, user.role)?;
-    Ok(AuthResponse {
-        user,
-        token,
-        expires_at,
-    })
+impl AuthResponse {
+    fn new(user: User, session: Issued) -> Self {
+        Self {
+            user,
+            token: session.token,
+            expires_at: session.expires_at,
+        }
+    }
 }
 
 /// Create a customer account and log it in. Unknown fields (such as `role`) are ignored.
@@ -55,8 +58,10 @@ pub async fn register(
     State(state): State<AppState>,
     Json(input): Json<credentials::Registration>,
 ) -> ApiResult<Created<AuthResponse>> {
-    let user = credentials::register(&state.db, &state.config.passwords, input).await?;
-    Ok(Created(session_for(&state, user)?))
+    let (user, session) =
+        credentials::register(&state.db, &state.config.passwords, &state.config.jwt, input)
+            .await?;
+    Ok(Created(AuthResponse::new(user, session)))
 }
 
 /// Log in with e-mail and password. Any mismatch is the same 401, after the same work.
@@ -74,15 +79,39 @@ pub async fn login(
     Json(input): Json<credentials::Login>,
 ) -> ApiResult<Json<AuthResponse>> {
     let user = credentials::login(&state.db, &state.config.passwords, input).await?;
-    Ok(Json(session_for(&state, user)?))
+    let mut conn = state.db.acquire().await?;
+    let session = sessions::open(&mut conn, &state.config.jwt, &user).await?;
+    Ok(Json(AuthResponse::new(user, session)))
 }
 
-fn reset_settings(state: &AppState) -> ResetSettings {
-    ResetSettings {
-        ttl: state.config.password_reset_ttl,
-        frontend_url: state.config.frontend_url.clone(),
-        store_name: state.config.store_name.clone(),
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+pub struct LogoutParams {
+    /// `true`: end every session of the account, not only this one.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// End this session (or, with `?all=true`, every session of the account). The token is
+/// refused from then on, by every instance at once.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    params(LogoutParams),
+    responses(
+        (status = 204, description = "logged out"),
+        (status = 400, body = Problem, description = "`all` is not a boolean"),
+        (status = 401, body = Problem),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(params): Query<LogoutParams>,
+) -> ApiResult<StatusCode> {
+    let mut conn = state.db.acquire().await?;
+    if params.all {
+        sessions::end_all(&mut conn, caller.id, None).await?;
+    } else {
+        sessions::end(&mut conn, caller.id, caller.session_id).await?;
     }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Ask for a password reset e-mail. Always 202, whether or not the account exists.
@@ -99,12 +128,18 @@ pub async fn forgot_password(
     Json(input): Json<ForgotPassword>,
 ) -> ApiResult<StatusCode> {
     let mut conn = state.db.acquire().await?;
-    password_reset::request_reset(&mut conn, input, &reset_settings(&state)).await?;
+    password_reset::request_reset(
+        &mut conn,
+        input,
+        state.config.jwt.reset_key(),
+        state.config.password_reset_ttl,
+    )
+    .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// Set a new password with the token from the e-mail. The token works once, until it
-/// expires; sessions issued before the reset stop working.
+/// expires; every session of the account ends.
 #[utoipa::path(post, path = "/auth/reset-password", tag = "auth",
     request_body = ResetPassword,
     responses(

@@ -151,6 +151,10 @@ pub(crate) fn start_worker(pool: &PgPool, settings: PaymentSettings, outbox: &Pa
             settings,
             ..PaymentDeps::for_tests()
         }),
+        // The JWT_SECRET of `ApiConfig::for_tests`, as a worker beside that API would have.
+        reset_key: cart_core::users::password_reset::ResetKey::derive(
+            b"test-secret-test-secret-test-secret!",
+        ),
     };
     Runtime::start(&Registry::standard(), &config, deps)
 }
@@ -164,13 +168,13 @@ pub(crate) async fn buyer(app: &TestApp) -> Buyer {
     let id = insert_user(&app.pool, Role::User, Some("52998224725")).await;
     Buyer {
         id,
-        token: app.token_for(id, Role::User),
+        token: app.token_for(id, Role::User).await,
     }
 }
 
 pub(crate) async fn admin_token(app: &TestApp) -> String {
     let id = insert_user(&app.pool, Role::Admin, None).await;
-    app.token_for(id, Role::Admin)
+    app.token_for(id, Role::Admin).await
 }
 
 /// A `pending_payment` order of `user_id` for [`ORDER_TOTAL`].

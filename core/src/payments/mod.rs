@@ -15,6 +15,7 @@ mod http;
 pub mod openpix;
 pub mod propay;
 pub mod provider;
+pub mod privacy;
 pub mod qr;
 pub mod reconcile;
 pub mod sandbox;
