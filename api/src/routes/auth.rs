@@ -59,8 +59,7 @@ pub async fn register(
     Json(input): Json<credentials::Registration>,
 ) -> ApiResult<Created<AuthResponse>> {
     let (user, session) =
-        credentials::register(&state.db, &state.config.passwords, &state.config.jwt, input)
-            .await?;
+        credentials::register(&state.db, &state.config.passwords, &state.config.jwt, input).await?;
     Ok(Created(AuthResponse::new(user, session)))
 }
 

@@ -273,7 +273,7 @@ async fn queued_resets(app: &TestApp) -> Vec<QueuedReset> {
 
 /// The message the worker sends for `reset` (what `send_password_reset` renders).
 async fn reset_message(app: &TestApp, reset: &QueuedReset) -> EmailMessage {
-    let mut conn = app.pool.acquire().await.unwrap();
+    let mut conn = app.pool.acquire().await.expect("a connection");
     cart_core::users::password_reset::reset_email(
         &mut conn,
         app.state.config.jwt.reset_key(),
@@ -281,7 +281,7 @@ async fn reset_message(app: &TestApp, reset: &QueuedReset) -> EmailMessage {
         reset.reset_id,
     )
     .await
-    .unwrap()
+    .expect("the reset e-mail renders")
     .expect("a message to send")
 }
 
@@ -619,7 +619,9 @@ async fn an_existing_admin_keeps_its_password_across_restarts(pool: PgPool) {
     .assert_problem(401);
     let fresh = app.login("root@example.com", "senha-nova-do-admin").await;
     app.get("/api/users", Some(&fresh)).await.assert_status(200);
-    app.get("/api/users", Some(&token)).await.assert_problem(401);
+    app.get("/api/users", Some(&token))
+        .await
+        .assert_problem(401);
 }
 
 #[sqlx::test(migrations = false)]
@@ -731,7 +733,7 @@ async fn tables_holding(pool: &PgPool, needle: &str) -> Vec<String> {
     )
     .fetch_all(pool)
     .await
-    .unwrap();
+    .expect("the tables");
     assert!(tables.iter().any(|(_, t)| t == "jobs"), "{tables:?}");
     let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
     let mut holding = Vec::new();
@@ -745,7 +747,7 @@ async fn tables_holding(pool: &PgPool, needle: &str) -> Vec<String> {
             .bind(&hex)
             .fetch_one(pool)
             .await
-            .unwrap();
+            .expect("a count");
         if count > 0 {
             holding.push(format!("{schema}.{table}"));
         }
@@ -757,11 +759,8 @@ async fn tables_holding(pool: &PgPool, needle: &str) -> Vec<String> {
 async fn no_table_holds_the_token_that_the_reset_email_carries(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let outbox = std::env::temp_dir().join(format!("cart-reset-{}", uuid::Uuid::now_v7()));
-    let worker = crate::payments::start_worker(
-        &pool,
-        crate::payments::payment_settings(&[]),
-        &outbox,
-    );
+    let worker =
+        crate::payments::start_worker(&pool, crate::payments::payment_settings(&[]), &outbox);
     let user = app.register_user("ana@example.com").await;
     forgot(&app, &user.email).await.assert_status(202);
 

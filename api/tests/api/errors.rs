@@ -116,8 +116,16 @@ async fn bad_tokens_are_401_with_a_bearer_challenge(pool: PgPool) {
         Algorithm::HS256,
         b"another-secret-another-secret-another!",
     );
-    let expired = sign(&claims_for(user.id, sid, -60), Algorithm::HS256, TEST_SECRET);
-    let hs512 = sign(&claims_for(user.id, sid, 600), Algorithm::HS512, TEST_SECRET);
+    let expired = sign(
+        &claims_for(user.id, sid, -60),
+        Algorithm::HS256,
+        TEST_SECRET,
+    );
+    let hs512 = sign(
+        &claims_for(user.id, sid, 600),
+        Algorithm::HS512,
+        TEST_SECRET,
+    );
     let unknown_user = sign(
         &claims_for(uuid::Uuid::now_v7(), sid, 600),
         Algorithm::HS256,
@@ -135,7 +143,11 @@ async fn bad_tokens_are_401_with_a_bearer_challenge(pool: PgPool) {
         &EncodingKey::from_secret(TEST_SECRET),
     )
     .expect("signed");
-    let valid = sign(&claims_for(user.id, sid, 600), Algorithm::HS256, TEST_SECRET);
+    let valid = sign(
+        &claims_for(user.id, sid, 600),
+        Algorithm::HS256,
+        TEST_SECRET,
+    );
 
     let missing = app.get("/api/users/me", None).await;
     missing.assert_problem(401);

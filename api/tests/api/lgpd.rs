@@ -2,6 +2,9 @@
 //! the person outside `users`: webhook bodies, e-mail jobs to every address the account had,
 //! and the outbox copies of the mail sent to them.
 
+// Fixture helpers below are not `#[test]` functions, which clippy's test allowance skips.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use cart_core::{
@@ -121,9 +124,7 @@ async fn the_export_holds_payments_and_invoices_without_provider_secrets(pool: P
 }
 
 #[sqlx::test(migrations = false)]
-async fn an_erasure_scrubs_webhook_bodies_mail_jobs_and_the_outbox_for_every_address(
-    pool: PgPool,
-) {
+async fn an_erasure_scrubs_webhook_bodies_mail_jobs_and_the_outbox_for_every_address(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let user = app.register_user("ana.antiga@example.com").await;
     app.put(

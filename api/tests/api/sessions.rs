@@ -1,6 +1,9 @@
 //! Sessions: logout (one or all, on every instance at once) and the e-mail change, which
 //! needs the current password and ends the account's other sessions.
 
+// Fixture helpers below are not `#[test]` functions, which clippy's test allowance skips.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -12,15 +15,25 @@ async fn logout_ends_this_session_and_no_other(pool: PgPool) {
     let user = app.user().await;
     let other = app.login(&user.email, &user.password).await;
 
-    app.request(reqwest::Method::POST, "/api/auth/logout", None, Some(&user.token))
-        .await
-        .assert_status(204);
+    app.request(
+        reqwest::Method::POST,
+        "/api/auth/logout",
+        None,
+        Some(&user.token),
+    )
+    .await
+    .assert_status(204);
     app.get("/api/users/me", Some(&user.token))
         .await
         .assert_problem(401);
-    app.request(reqwest::Method::POST, "/api/auth/logout", None, Some(&user.token))
-        .await
-        .assert_problem(401);
+    app.request(
+        reqwest::Method::POST,
+        "/api/auth/logout",
+        None,
+        Some(&user.token),
+    )
+    .await
+    .assert_problem(401);
     app.get("/api/users/me", Some(&other))
         .await
         .assert_status(200);
@@ -73,9 +86,14 @@ async fn another_instance_refuses_a_logged_out_token_at_once(pool: PgPool) {
         .await
         .assert_status(200);
 
-    here.request(reqwest::Method::POST, "/api/auth/logout", None, Some(&user.token))
-        .await
-        .assert_status(204);
+    here.request(
+        reqwest::Method::POST,
+        "/api/auth/logout",
+        None,
+        Some(&user.token),
+    )
+    .await
+    .assert_status(204);
     there
         .get("/api/users/me", Some(&user.token))
         .await
@@ -136,9 +154,7 @@ async fn changing_the_email_needs_the_current_password(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
-async fn an_email_change_notifies_the_old_address_and_ends_other_sessions_and_links(
-    pool: PgPool,
-) {
+async fn an_email_change_notifies_the_old_address_and_ends_other_sessions_and_links(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let user = app.register_user("ana@example.com").await;
     let stolen = app.login(&user.email, &user.password).await;
@@ -174,7 +190,11 @@ async fn an_email_change_notifies_the_old_address_and_ends_other_sessions_and_li
     let notices = change_notices(&app).await;
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].0, "ana@example.com");
-    assert!(notices[0].1.contains("n***@example.com"), "{}", notices[0].1);
+    assert!(
+        notices[0].1.contains("n***@example.com"),
+        "{}",
+        notices[0].1
+    );
     // The link mailed to the old address no longer works.
     app.post(
         "/api/auth/reset-password",

@@ -135,7 +135,9 @@ mod tests {
     #[test]
     fn another_secret_is_rejected() {
         let other = JwtKeys::new(&[8u8; 32], Duration::from_secs(60)).unwrap();
-        let (token, _) = other.issue(Uuid::now_v7(), Role::User, Uuid::now_v7()).unwrap();
+        let (token, _) = other
+            .issue(Uuid::now_v7(), Role::User, Uuid::now_v7())
+            .unwrap();
         assert!(keys().verify(&token).is_err());
     }
 

@@ -52,7 +52,9 @@ pub trait Mailer: Send + Sync {
 /// How an address is named where it must not be stored in clear (a queued erasure job).
 pub fn recipient_digest(address: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(address.trim().to_lowercase().as_bytes()))
+    hex::encode(sha2::Sha256::digest(
+        address.trim().to_lowercase().as_bytes(),
+    ))
 }
 
 /// Which mailer `MAIL_PROVIDER` names.

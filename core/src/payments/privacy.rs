@@ -127,9 +127,11 @@ fn is_personal_key(key: &str) -> bool {
         .filter(char::is_ascii_alphanumeric)
         .collect::<String>()
         .to_ascii_lowercase();
-    ["email", "phone", "taxid", "cpf", "cnpj", "document", "address"]
-        .iter()
-        .any(|part| key.contains(part))
+    [
+        "email", "phone", "taxid", "cpf", "cnpj", "document", "address",
+    ]
+    .iter()
+    .any(|part| key.contains(part))
         || key.ends_with("name")
         || key == "cellphone"
         || key == "mobile"
@@ -186,7 +188,10 @@ mod tests {
         .unwrap();
         assert!(matches!(
             parsed.event,
-            crate::payments::webhooks::PaymentEvent::Paid { amount_cents: 12990, .. }
+            crate::payments::webhooks::PaymentEvent::Paid {
+                amount_cents: 12990,
+                ..
+            }
         ));
     }
 

@@ -288,14 +288,9 @@ mod tests {
         crate::db::migrate(&pool).await.unwrap();
         let mut conn = pool.acquire().await.unwrap();
         let squatter = customer(&mut conn, "root@example.com").await;
-        let outcome = ensure_admin(
-            &pool,
-            &hasher(),
-            "Root@Example.com",
-            "admin-senha-123",
-        )
-        .await
-        .unwrap();
+        let outcome = ensure_admin(&pool, &hasher(), "Root@Example.com", "admin-senha-123")
+            .await
+            .unwrap();
         assert_eq!(outcome, AdminBootstrap::TakenByCustomer(squatter));
         assert_eq!(
             stored(&mut conn, "root@example.com").await,

@@ -12,11 +12,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::{
-    Error, Result,
-    jobs::scrub_outbox::ScrubOutbox,
-    mail::recipient_digest,
-};
+use crate::{Error, Result, jobs::scrub_outbox::ScrubOutbox, mail::recipient_digest};
 
 /// Tables of other areas whose rows belong to a user through a `user_id` column. Each is
 /// exported as stored; one that does not exist (yet) exports as an empty list.

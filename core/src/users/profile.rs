@@ -92,7 +92,10 @@ pub async fn update_profile(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(Error::NotFound)?;
-    let new_email = clean.email.as_ref().filter(|email| **email != current.email);
+    let new_email = clean
+        .email
+        .as_ref()
+        .filter(|email| **email != current.email);
     let Some(new_email) = new_email else {
         return update_fields(&mut conn, caller.user_id, &clean).await;
     };
@@ -153,7 +156,11 @@ pub async fn update_profile(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    let first_name = current.name.split_whitespace().next().unwrap_or(&current.name);
+    let first_name = current
+        .name
+        .split_whitespace()
+        .next()
+        .unwrap_or(&current.name);
     let notice = deps.templates.email_changed(
         &current.email,
         &EmailChanged {
@@ -180,7 +187,11 @@ pub async fn update_profile(
     Ok(user)
 }
 
-async fn update_fields(conn: &mut PgConnection, user_id: Uuid, clean: &CleanUpdate) -> Result<User> {
+async fn update_fields(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    clean: &CleanUpdate,
+) -> Result<User> {
     sqlx::query_as!(
         UserRow,
         r#"
