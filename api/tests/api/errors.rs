@@ -218,6 +218,7 @@ async fn every_users_route_is_in_the_openapi_document(pool: PgPool) {
     for (path, method) in [
         ("/api/auth/register", "post"),
         ("/api/auth/login", "post"),
+        ("/api/auth/logout", "post"),
         ("/api/auth/forgot-password", "post"),
         ("/api/auth/reset-password", "post"),
         ("/api/users/me", "get"),
@@ -234,6 +235,11 @@ async fn every_users_route_is_in_the_openapi_document(pool: PgPool) {
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
     }
+    let logout = &paths["/api/auth/logout"]["post"];
+    assert_eq!(logout["parameters"][0]["name"], "all");
+    assert_eq!(logout["parameters"][0]["in"], "query");
+    assert!(logout["responses"]["204"].is_object());
+    assert!(paths["/api/users/me"]["put"]["responses"]["403"].is_object());
 }
 
 /// PostgreSQL text cannot hold NUL: such a body is a 422 naming the field, and nothing is

@@ -138,15 +138,18 @@ pub async fn request_reset(
     .execute(&mut *tx)
     .await?;
     let reset_id = Uuid::now_v7();
+    // Both ends from one clock: the e-mail states the validity as their difference.
+    let now = Utc::now();
     sqlx::query!(
         r#"
-        INSERT INTO password_reset_tokens (id, user_id, token_hash, expires_at)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO password_reset_tokens (id, user_id, token_hash, created_at, expires_at)
+        VALUES ($1, $2, $3, $4, $5)
         "#,
         reset_id,
         user_id,
         digest(&key.token_for(reset_id)),
-        Utc::now() + ttl,
+        now,
+        now + ttl,
     )
     .execute(&mut *tx)
     .await?;
