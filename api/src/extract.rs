@@ -214,12 +214,14 @@ impl<T> Paginated<T> {
     }
 }
 
-/// An authenticated caller, from a valid `Authorization: Bearer` token of an account that is
-/// still active.
+/// An authenticated caller, from a valid `Authorization: Bearer` token whose session is
+/// still open, of an account that is still active.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
     pub id: Uuid,
     pub role: Role,
+    /// The session the token names (`sid`): what logout ends.
+    pub session_id: Uuid,
 }
 
 impl AuthUser {
@@ -251,23 +253,24 @@ impl FromRequestParts<AppState> for AuthUser {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| cart_core::Error::Unauthorized("not a Bearer token".into()))?;
-        let Claims { sub, iat, .. } = state.config.jwt.verify(token.trim())?;
-        // A signature is not enough: the account must still exist and be active, and the
-        // token must not predate a password reset. One primary-key lookup; the role comes
-        // from the database, so a demotion takes effect at once.
+        let Claims { sub, sid, .. } = state.config.jwt.verify(token.trim())?;
+        // A signature is not enough: the session must still be open (no logout, password
+        // reset or e-mail change ended it) and the account active. One lookup joining the
+        // session and the user, on every instance alike; the role comes from the database,
+        // so a demotion takes effect at once.
         let mut conn = state.db.acquire().await?;
-        let session = cart_core::users::session(&mut conn, sub).await?;
+        let role = cart_core::users::sessions::role_if_active(&mut conn, sub, sid).await?;
         drop(conn);
-        let role = match session {
-            Some(session) if session.accepts(iat) => session.role,
-            _ => {
-                return Err(cart_core::Error::Unauthorized(
-                    "account inactive or token revoked".into(),
-                )
-                .into());
-            }
+        let Some(role) = role else {
+            return Err(
+                cart_core::Error::Unauthorized("session ended or account inactive".into()).into(),
+            );
         };
-        let user = AuthUser { id: sub, role };
+        let user = AuthUser {
+            id: sub,
+            role,
+            session_id: sid,
+        };
         parts.extensions.insert(user);
         if let Some(slot) = parts.extensions.get::<crate::middleware::RequestSlot>() {
             slot.set(sub);

@@ -192,8 +192,13 @@ async fn bootstrap_admin(
         AdminBootstrap::Created(user) => {
             tracing::info!(user_id = %user.id, "admin account created");
         }
-        AdminBootstrap::Promoted(user) => {
-            tracing::info!(user_id = %user.id, "existing account promoted to admin");
+        AdminBootstrap::TakenByCustomer(user) => {
+            tracing::warn!(
+                user_id = %user.id,
+                "ADMIN_EMAIL belongs to a customer account, which was not promoted (registration \
+                 does not verify addresses); to make it an admin deliberately, run \
+                 `cart-api users promote <email>`"
+            );
         }
         AdminBootstrap::AlreadyAdmin(user) => {
             tracing::debug!(user_id = %user.id, "admin account present");

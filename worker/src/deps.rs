@@ -9,6 +9,7 @@ use cart_core::{
         templates::{Branding, Templates},
     },
     payments::flow::PaymentSettings,
+    users::password_reset::ResetKey,
 };
 use sqlx::PgPool;
 
@@ -22,6 +23,8 @@ pub struct Deps {
     pub settings: Arc<JobSettings>,
     /// Payment and NF-e providers for the payment jobs.
     pub payments: Arc<PaymentDeps>,
+    /// Derives password-reset links when their e-mail is sent (from `JWT_SECRET`).
+    pub reset_key: ResetKey,
 }
 
 /// What the payment, reconciliation, refund and NF-e jobs use.

@@ -50,6 +50,8 @@ async fn run() -> anyhow::Result<()> {
     let registry = registry()?;
     let config = WorkerConfig::from_env(&registry)?;
     let mailer = cart_core::mail::mailer_from_env()?;
+    // Reset links are derived from it when their e-mail is sent.
+    let reset_key = cart_core::users::password_reset::ResetKey::from_env()?;
     // Lazy: the worker starts while the database is down and its supervisors keep retrying.
     let pool = config.db.connect_lazy().context("database configuration")?;
     let metrics = cart_worker::metrics::install();
@@ -74,6 +76,7 @@ async fn run() -> anyhow::Result<()> {
         mailer,
         settings: Arc::new(config.jobs.clone()),
         payments: Arc::new(cart_worker::deps::PaymentDeps::from_env()?),
+        reset_key,
     };
     let runtime = Runtime::start(&registry, &config.runtime, deps);
     shutdown_signal().await;

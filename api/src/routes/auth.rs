@@ -1,18 +1,19 @@
-//! `/api/auth/*`: register, log in, forgot and reset password.
+//! `/api/auth/*`: register, log in, log out, forgot and reset password.
 
 use axum::{extract::State, http::StatusCode};
 use cart_core::rate_limits::{self, Verdict};
 use cart_core::users::{
     User, credentials,
-    password_reset::{self, ForgotPassword, ResetPassword, ResetSettings},
+    password_reset::{self, ForgotPassword, ResetPassword},
+    sessions::{self, Issued},
 };
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     error::{ApiError, ApiResult, Problem},
-    extract::{Created, Json},
+    extract::{AuthUser, Created, Json, Query},
     state::AppState,
 };
 
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
+        .routes(routes!(logout))
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
 }
@@ -32,13 +34,14 @@ pub struct AuthResponse {
     pub expires_at: DateTime<Utc>,
 }
 
-fn session_for(state: &AppState, user: User) -> ApiResult<AuthResponse> {
-    let (token, expires_at) = state.config.jwt.issue(user.id, user.role)?;
-    Ok(AuthResponse {
-        user,
-        token,
-        expires_at,
-    })
+impl AuthResponse {
+    fn new(user: User, session: Issued) -> Self {
+        Self {
+            user,
+            token: session.token,
+            expires_at: session.expires_at,
+        }
+    }
 }
 
 /// Create a customer account and log it in. Unknown fields (such as `role`) are ignored.
@@ -56,8 +59,9 @@ pub async fn register(
     State(state): State<AppState>,
     Json(input): Json<credentials::Registration>,
 ) -> ApiResult<Created<AuthResponse>> {
-    let user = credentials::register(&state.db, &state.config.passwords, input).await?;
-    Ok(Created(session_for(&state, user)?))
+    let (user, session) =
+        credentials::register(&state.db, &state.config.passwords, &state.config.jwt, input).await?;
+    Ok(Created(AuthResponse::new(user, session)))
 }
 
 /// Log in with e-mail and password. Any mismatch is the same 401, after the same work.
@@ -79,7 +83,7 @@ pub async fn login(
 ) -> ApiResult<Json<AuthResponse>> {
     let Some(quota) = state.config.rate_limits.failed_logins() else {
         let user = credentials::login(&state.db, &state.config.passwords, input).await?;
-        return Ok(Json(session_for(&state, user)?));
+        return Ok(Json(open_session(&state, user).await?));
     };
     // Spent before the password is checked, so concurrent guesses cannot overrun the budget;
     // given back unless the attempt turns out to be a failed login.
@@ -97,15 +101,43 @@ pub async fn login(
         // The attempt stays counted: a budget that is one short is not worth failing a login.
         tracing::warn!(error = %e, "could not give back a login attempt");
     }
-    Ok(Json(session_for(&state, outcome?)?))
+    Ok(Json(open_session(&state, outcome?).await?))
 }
 
-fn reset_settings(state: &AppState) -> ResetSettings {
-    ResetSettings {
-        ttl: state.config.password_reset_ttl,
-        frontend_url: state.config.frontend_url.clone(),
-        store_name: state.config.store_name.clone(),
+async fn open_session(state: &AppState, user: User) -> ApiResult<AuthResponse> {
+    let mut conn = state.db.acquire().await?;
+    let session = sessions::open(&mut conn, &state.config.jwt, &user).await?;
+    Ok(AuthResponse::new(user, session))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::IntoParams)]
+pub struct LogoutParams {
+    /// `true`: end every session of the account, not only this one.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// End this session (or, with `?all=true`, every session of the account). The token is
+/// refused from then on, by every instance at once.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    params(LogoutParams),
+    responses(
+        (status = 204, description = "logged out"),
+        (status = 400, body = Problem, description = "`all` is not a boolean"),
+        (status = 401, body = Problem),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(params): Query<LogoutParams>,
+) -> ApiResult<StatusCode> {
+    let mut conn = state.db.acquire().await?;
+    if params.all {
+        sessions::end_all(&mut conn, caller.id, None).await?;
+    } else {
+        sessions::end(&mut conn, caller.id, caller.session_id).await?;
     }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Ask for a password reset e-mail. Always 202, whether or not the account exists.
@@ -122,12 +154,18 @@ pub async fn forgot_password(
     Json(input): Json<ForgotPassword>,
 ) -> ApiResult<StatusCode> {
     let mut conn = state.db.acquire().await?;
-    password_reset::request_reset(&mut conn, input, &reset_settings(&state)).await?;
+    password_reset::request_reset(
+        &mut conn,
+        input,
+        state.config.jwt.reset_key(),
+        state.config.password_reset_ttl,
+    )
+    .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// Set a new password with the token from the e-mail. The token works once, until it
-/// expires; sessions issued before the reset stop working.
+/// expires; every session of the account ends.
 #[utoipa::path(post, path = "/auth/reset-password", tag = "auth",
     request_body = ResetPassword,
     responses(

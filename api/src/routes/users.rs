@@ -61,13 +61,15 @@ pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> ApiResul
 }
 
 /// Change name, e-mail or CPF; absent fields stay. Role and other server-owned fields are
-/// not accepted from clients (they are ignored).
+/// not accepted from clients (they are ignored). A new e-mail needs `current_password`; it
+/// notifies the old address, ends the account's other sessions and voids reset links.
 #[utoipa::path(put, path = "/users/me", tag = "users", security(("bearer" = [])),
     request_body = ProfileUpdate,
     responses(
         (status = 200, body = User),
         (status = 400, body = Problem),
         (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "a new e-mail without the right `current_password`; nothing changed"),
         (status = 409, body = Problem, description = "e-mail already registered"),
         (status = 422, body = Problem, description = "invalid name, e-mail or CPF"),
     ))]
@@ -76,9 +78,16 @@ pub async fn update_me(
     caller: AuthUser,
     Json(update): Json<ProfileUpdate>,
 ) -> ApiResult<Json<User>> {
-    let mut conn = state.db.acquire().await?;
+    let deps = users::ProfileDeps {
+        hasher: &state.config.passwords,
+        templates: &state.templates,
+    };
+    let caller = users::Caller {
+        user_id: caller.id,
+        session_id: caller.session_id,
+    };
     Ok(Json(
-        users::update_profile(&mut conn, caller.id, update).await?,
+        users::update_profile(&state.db, &deps, caller, update).await?,
     ))
 }
 
@@ -96,8 +105,9 @@ pub async fn delete_me(State(state): State<AppState>, caller: AuthUser) -> ApiRe
 }
 
 /// Everything stored about the caller (LGPD art. 18 access), as one JSON document:
-/// `profile`, `addresses`, `password_reset_requests`, `privacy_requests` and the caller's
-/// rows of other areas (`orders`).
+/// `profile`, `addresses`, `password_reset_requests`, `privacy_requests`, `orders`,
+/// `payments` (without provider secrets), `invoices`, `sessions`, `email_changes` and the
+/// caller's rows of other areas.
 #[utoipa::path(get, path = "/users/me/export", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, body = Object),

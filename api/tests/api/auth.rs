@@ -1,7 +1,10 @@
 //! `/api/auth/*`: register, login, forgot and reset password, the admin bootstrap.
 
 use cart_api::config::AdminCredentials;
-use cart_core::jobs::{Envelope, send_email::SendEmail};
+use cart_core::{
+    jobs::{Envelope, send_password_reset::SendPasswordReset},
+    mail::EmailMessage,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -239,25 +242,57 @@ async fn wrong_password_and_unknown_email_get_the_same_401(pool: PgPool) {
     same_problem(&wrong, &malformed);
 }
 
-/// The reset e-mails queued so far, oldest first.
-async fn queued_reset_emails(app: &TestApp) -> Vec<(SendEmail, i32)> {
-    let rows: Vec<(Vec<u8>, i32)> = sqlx::query_as(
-        "SELECT job, max_attempts FROM apalis.jobs WHERE job_type = 'send_email' ORDER BY run_at, id",
+/// A queued reset e-mail job: it names the request, never the token.
+struct QueuedReset {
+    reset_id: uuid::Uuid,
+    key: Option<String>,
+    max_attempts: i32,
+}
+
+/// The reset e-mail jobs queued so far, oldest first.
+async fn queued_resets(app: &TestApp) -> Vec<QueuedReset> {
+    let rows: Vec<(Vec<u8>, Option<String>, i32)> = sqlx::query_as(
+        "SELECT job, idempotency_key, max_attempts FROM apalis.jobs
+         WHERE job_type = 'send_password_reset' ORDER BY run_at, id",
     )
     .fetch_all(&app.pool)
     .await
     .expect("jobs");
     rows.into_iter()
-        .map(|(bytes, max)| {
-            let envelope: Envelope<SendEmail> =
+        .map(|(bytes, key, max_attempts)| {
+            let envelope: Envelope<SendPasswordReset> =
                 serde_json::from_slice(&bytes).expect("an envelope");
-            (envelope.payload, max)
+            QueuedReset {
+                reset_id: envelope.payload.reset_id,
+                key,
+                max_attempts,
+            }
         })
         .collect()
 }
 
-fn token_in(email: &SendEmail) -> String {
-    let text = &email.message.text;
+/// The message the worker sends for `reset` (what `send_password_reset` renders).
+async fn reset_message(app: &TestApp, reset: &QueuedReset) -> EmailMessage {
+    let mut conn = app.pool.acquire().await.expect("a connection");
+    cart_core::users::password_reset::reset_email(
+        &mut conn,
+        app.state.config.jwt.reset_key(),
+        &app.state.templates,
+        reset.reset_id,
+    )
+    .await
+    .expect("the reset e-mail renders")
+    .expect("a message to send")
+}
+
+/// The token of the `n`th queued reset, as its e-mail carries it.
+async fn reset_token(app: &TestApp, n: usize) -> String {
+    let resets = queued_resets(app).await;
+    token_in(&reset_message(app, &resets[n]).await)
+}
+
+fn token_in(message: &EmailMessage) -> String {
+    let text = &message.text;
     let start = text.find("?token=").expect("a token in the link") + "?token=".len();
     text[start..]
         .split_whitespace()
@@ -278,26 +313,31 @@ async fn forgot_password_is_202_for_everyone_and_mails_only_real_accounts(pool: 
 
     let unknown = forgot(&app, "nobody@example.com").await;
     unknown.assert_status(202);
-    assert!(queued_reset_emails(&app).await.is_empty());
+    assert!(queued_resets(&app).await.is_empty());
 
     let known = forgot(&app, "ANA@example.com").await;
     known.assert_status(202);
     assert_eq!(unknown.text, known.text, "the same answer either way");
 
-    let emails = queued_reset_emails(&app).await;
-    assert_eq!(emails.len(), 1);
-    let (email, max_attempts) = &emails[0];
-    assert_eq!(*max_attempts, 10);
-    assert_eq!(email.message.to, "ana@example.com");
-    assert_eq!(email.message.tag, "password_reset");
-    assert!(email.key.as_deref().unwrap().starts_with("password_reset:"));
+    let resets = queued_resets(&app).await;
+    assert_eq!(resets.len(), 1);
+    assert_eq!(resets[0].max_attempts, 10);
     assert!(
-        email
-            .message
+        resets[0]
+            .key
+            .as_deref()
+            .unwrap()
+            .starts_with("password_reset:")
+    );
+    let message = reset_message(&app, &resets[0]).await;
+    assert_eq!(message.to, "ana@example.com");
+    assert_eq!(message.tag, "password_reset");
+    assert!(
+        message
             .html
             .contains("http://localhost:3000/reset-password?token=")
     );
-    let token = token_in(email);
+    let token = token_in(&message);
     assert!(
         token.len() >= 43,
         "at least 32 bytes of randomness: {token}"
@@ -319,7 +359,7 @@ async fn a_reset_token_changes_the_password_once(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let user = app.register_user("ana@example.com").await;
     forgot(&app, &user.email).await.assert_status(202);
-    let token = token_in(&queued_reset_emails(&app).await[0].0);
+    let token = reset_token(&app, 0).await;
 
     let reset = json!({"token": token, "password": "nova-senha-456"});
     let res = app.post("/api/auth/reset-password", &reset, None).await;
@@ -368,7 +408,7 @@ async fn unknown_and_expired_tokens_and_short_passwords_are_422(pool: PgPool) {
     assert!(unknown.body["errors"]["token"].is_array());
 
     forgot(&app, &user.email).await.assert_status(202);
-    let token = token_in(&queued_reset_emails(&app).await[0].0);
+    let token = reset_token(&app, 0).await;
 
     let short = app
         .post(
@@ -410,13 +450,9 @@ async fn the_reset_link_expires_after_the_configured_ttl(pool: PgPool) {
     .await
     .unwrap();
     assert!((seconds - 1800.0).abs() < 5.0, "{seconds}");
-    assert!(
-        queued_reset_emails(&app).await[0]
-            .0
-            .message
-            .text
-            .contains("30 minutos")
-    );
+    let resets = queued_resets(&app).await;
+    let message = reset_message(&app, &resets[0]).await;
+    assert!(message.text.contains("30 minutos"), "{}", message.text);
 }
 
 #[sqlx::test(migrations = false)]
@@ -425,9 +461,22 @@ async fn a_newer_reset_link_replaces_the_older_one(pool: PgPool) {
     let user = app.register_user("ana@example.com").await;
     forgot(&app, &user.email).await.assert_status(202);
     forgot(&app, &user.email).await.assert_status(202);
-    let emails = queued_reset_emails(&app).await;
-    assert_eq!(emails.len(), 2);
-    let (first, second) = (token_in(&emails[0].0), token_in(&emails[1].0));
+    let resets = queued_resets(&app).await;
+    assert_eq!(resets.len(), 2);
+    // The replaced request's e-mail is no longer sent; its link, had it gone out, is dead.
+    let mut conn = app.pool.acquire().await.unwrap();
+    let key = app.state.config.jwt.reset_key();
+    let templates = &app.state.templates;
+    let reset_email = cart_core::users::password_reset::reset_email;
+    assert!(
+        reset_email(&mut conn, key, templates, resets[0].reset_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(conn);
+    let first = key.token_for(resets[0].reset_id);
+    let second = reset_token(&app, 1).await;
     assert_ne!(first, second);
     app.post(
         "/api/auth/reset-password",
@@ -446,13 +495,12 @@ async fn a_newer_reset_link_replaces_the_older_one(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
-async fn a_reset_ends_sessions_issued_before_it(pool: PgPool) {
+async fn a_reset_ends_every_session_of_the_account(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let user = app.register_user("ana@example.com").await;
+    let other_session = app.login(&user.email, &user.password).await;
     forgot(&app, &user.email).await.assert_status(202);
-    let token = token_in(&queued_reset_emails(&app).await[0].0);
-    // Tokens carry whole seconds: make the old one clearly older than the reset.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let token = reset_token(&app, 0).await;
     app.post(
         "/api/auth/reset-password",
         &json!({"token": token, "password": "nova-senha-456"}),
@@ -461,6 +509,9 @@ async fn a_reset_ends_sessions_issued_before_it(pool: PgPool) {
     .await
     .assert_status(204);
     app.get("/api/users/me", Some(&user.token))
+        .await
+        .assert_problem(401);
+    app.get("/api/users/me", Some(&other_session))
         .await
         .assert_problem(401);
     let fresh = app
@@ -507,9 +558,10 @@ async fn the_admin_from_the_environment_is_created_once(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
-async fn the_admin_bootstrap_promotes_an_existing_account_keeping_its_password(pool: PgPool) {
+async fn the_admin_bootstrap_never_promotes_whoever_registered_the_address(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let user = app.register_user("chefe@example.com").await;
+    // Registration verifies no address: anyone may have taken ADMIN_EMAIL first.
+    let squatter = app.register_user("chefe@example.com").await;
     let mut config = (*app.state.config).clone();
     config.admin_bootstrap = Some(AdminCredentials {
         email: "chefe@example.com".into(),
@@ -517,16 +569,59 @@ async fn the_admin_bootstrap_promotes_an_existing_account_keeping_its_password(p
     });
     let state = cart_api::state::AppState::new(app.pool.clone(), config);
     cart_api::startup(&state).await.unwrap();
+    // A restart changes nothing either.
+    cart_api::startup(&state).await.unwrap();
 
-    let me = app.get("/api/users/me", Some(&user.token)).await;
-    assert_eq!(me.body["role"], "admin");
+    let me = app.get("/api/users/me", Some(&squatter.token)).await;
+    assert_eq!(me.body["role"], "user");
+    app.get("/api/users", Some(&squatter.token))
+        .await
+        .assert_problem(403);
+    // Neither password was changed: the bootstrap's does not log in.
     app.post(
         "/api/auth/login",
-        &json!({"email": "chefe@example.com", "password": user.password}),
+        &json!({"email": "chefe@example.com", "password": "outra-senha-999"}),
         None,
     )
     .await
-    .assert_status(200);
+    .assert_problem(401);
+    app.login("chefe@example.com", &squatter.password).await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_existing_admin_keeps_its_password_across_restarts(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, |c| {
+        c.admin_bootstrap = Some(AdminCredentials {
+            email: "root@example.com".into(),
+            password: "admin-senha-123".into(),
+        });
+    })
+    .await;
+    let token = app.login("root@example.com", "admin-senha-123").await;
+    // The admin changes its password by a reset; a restart with the old ADMIN_PASSWORD
+    // must not put the old one back.
+    forgot(&app, "root@example.com").await.assert_status(202);
+    let reset = reset_token(&app, 0).await;
+    app.post(
+        "/api/auth/reset-password",
+        &json!({"token": reset, "password": "senha-nova-do-admin"}),
+        None,
+    )
+    .await
+    .assert_status(204);
+    cart_api::startup(&app.state).await.unwrap();
+    app.post(
+        "/api/auth/login",
+        &json!({"email": "root@example.com", "password": "admin-senha-123"}),
+        None,
+    )
+    .await
+    .assert_problem(401);
+    let fresh = app.login("root@example.com", "senha-nova-do-admin").await;
+    app.get("/api/users", Some(&fresh)).await.assert_status(200);
+    app.get("/api/users", Some(&token))
+        .await
+        .assert_problem(401);
 }
 
 #[sqlx::test(migrations = false)]
@@ -617,4 +712,83 @@ async fn a_flood_of_logins_gets_503_with_retry_after_instead_of_queueing(pool: P
     }
     assert!(answers.iter().any(|r| r.status == 401), "one got its turn");
     assert!(answers.iter().all(|r| r.status == 401 || r.status == 503));
+}
+
+/// The `password_reset` message in an outbox directory, if one was written.
+fn reset_mail_in(outbox: &std::path::Path) -> Option<Value> {
+    std::fs::read_dir(outbox)
+        .ok()?
+        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .find(|m| m["tags"] == json!(["password_reset"]))
+}
+
+/// Every row of every table holding `needle`, as text or as the hex of its bytes (what a
+/// `bytea` column such as `apalis.jobs.job` shows as text), as `schema.table` names.
+async fn tables_holding(pool: &PgPool, needle: &str) -> Vec<String> {
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_schema::text, table_name::text FROM information_schema.tables
+         WHERE table_type = 'BASE TABLE'
+           AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("the tables");
+    assert!(tables.iter().any(|(_, t)| t == "jobs"), "{tables:?}");
+    let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+    let mut holding = Vec::new();
+    for (schema, table) in tables {
+        let sql = format!(
+            r#"SELECT count(*) FROM "{schema}"."{table}" t
+               WHERE strpos(t::text, $1) > 0 OR strpos(t::text, $2) > 0"#
+        );
+        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(needle)
+            .bind(&hex)
+            .fetch_one(pool)
+            .await
+            .expect("a count");
+        if count > 0 {
+            holding.push(format!("{schema}.{table}"));
+        }
+    }
+    holding
+}
+
+#[sqlx::test(migrations = false)]
+async fn no_table_holds_the_token_that_the_reset_email_carries(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let outbox = std::env::temp_dir().join(format!("cart-reset-{}", uuid::Uuid::now_v7()));
+    let worker =
+        crate::payments::start_worker(&pool, crate::payments::payment_settings(&[]), &outbox);
+    let user = app.register_user("ana@example.com").await;
+    forgot(&app, &user.email).await.assert_status(202);
+
+    crate::payments::eventually(
+        "the reset e-mail in the outbox",
+        std::time::Duration::from_secs(20),
+        || async { reset_mail_in(&outbox).is_some() },
+    )
+    .await;
+    worker.shutdown().await;
+    let sent = reset_mail_in(&outbox).unwrap();
+    assert_eq!(sent["to"], "ana@example.com");
+    let text = sent["text"].as_str().unwrap();
+    let start = text.find("?token=").unwrap() + "?token=".len();
+    let token = text[start..].split_whitespace().next().unwrap().to_owned();
+    assert!(token.len() >= 43, "{token}");
+
+    // The queue (done jobs are kept for a day), the reset table and every other table.
+    assert_eq!(tables_holding(&pool, &token).await, Vec::<String>::new());
+
+    // The link works, once.
+    let reset = json!({"token": token, "password": "nova-senha-456"});
+    app.post("/api/auth/reset-password", &reset, None)
+        .await
+        .assert_status(204);
+    app.post("/api/auth/reset-password", &reset, None)
+        .await
+        .assert_problem(422);
+    app.login("ana@example.com", "nova-senha-456").await;
+    let _ = std::fs::remove_dir_all(&outbox);
 }

@@ -107,7 +107,7 @@ pub(crate) async fn shopper(app: &TestApp, with_cpf: bool) -> Shopper {
     Shopper {
         id,
         address_id,
-        token: app.token_for(id, Role::User),
+        token: app.token_for(id, Role::User).await,
     }
 }
 
@@ -459,7 +459,7 @@ async fn cancelling_over_http_restores_stock_and_guards_ownership(pool: PgPool) 
 async fn a_shipped_order_cannot_be_cancelled_and_a_paid_one_is_refunded(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let admin = insert_user(&pool, Role::Admin, None).await;
-    let admin_token = app.token_for(admin, Role::Admin);
+    let admin_token = app.token_for(admin, Role::Admin).await;
     let coffee = product(&pool, "Café", 2590, 5).await;
     let buyer = shopper(&app, true).await;
     let mut ids = Vec::new();

@@ -14,11 +14,12 @@ fn sign(claims: &Claims, alg: Algorithm, secret: &[u8]) -> String {
         .expect("signed")
 }
 
-fn claims_for(id: uuid::Uuid, exp_offset: i64) -> Claims {
+fn claims_for(id: uuid::Uuid, sid: uuid::Uuid, exp_offset: i64) -> Claims {
     let now = chrono::Utc::now().timestamp();
     Claims {
         sub: id,
         role: Role::Admin,
+        sid,
         iat: now,
         exp: now + exp_offset,
     }
@@ -98,6 +99,7 @@ async fn a_body_over_the_limit_is_413(pool: PgPool) {
 async fn bad_tokens_are_401_with_a_bearer_challenge(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let user = app.admin().await;
+    let sid = app.state.config.jwt.verify(&user.token).unwrap().sid;
     let b64 = |raw: &[u8]| {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
@@ -105,23 +107,47 @@ async fn bad_tokens_are_401_with_a_bearer_challenge(pool: PgPool) {
     let alg_none = format!(
         "{}.{}.",
         b64(br#"{"alg":"none","typ":"JWT"}"#),
-        b64(serde_json::to_string(&claims_for(user.id, 600))
+        b64(serde_json::to_string(&claims_for(user.id, sid, 600))
             .unwrap()
             .as_bytes())
     );
     let other_secret = sign(
-        &claims_for(user.id, 600),
+        &claims_for(user.id, sid, 600),
         Algorithm::HS256,
         b"another-secret-another-secret-another!",
     );
-    let expired = sign(&claims_for(user.id, -60), Algorithm::HS256, TEST_SECRET);
-    let hs512 = sign(&claims_for(user.id, 600), Algorithm::HS512, TEST_SECRET);
-    let unknown_user = sign(
-        &claims_for(uuid::Uuid::now_v7(), 600),
+    let expired = sign(
+        &claims_for(user.id, sid, -60),
         Algorithm::HS256,
         TEST_SECRET,
     );
-    let valid = sign(&claims_for(user.id, 600), Algorithm::HS256, TEST_SECRET);
+    let hs512 = sign(
+        &claims_for(user.id, sid, 600),
+        Algorithm::HS512,
+        TEST_SECRET,
+    );
+    let unknown_user = sign(
+        &claims_for(uuid::Uuid::now_v7(), sid, 600),
+        Algorithm::HS256,
+        TEST_SECRET,
+    );
+    let no_such_session = sign(
+        &claims_for(user.id, uuid::Uuid::now_v7(), 600),
+        Algorithm::HS256,
+        TEST_SECRET,
+    );
+    let now = chrono::Utc::now().timestamp();
+    let without_session = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": user.id, "role": "admin", "iat": now, "exp": now + 600}),
+        &EncodingKey::from_secret(TEST_SECRET),
+    )
+    .expect("signed");
+    let valid = sign(
+        &claims_for(user.id, sid, 600),
+        Algorithm::HS256,
+        TEST_SECRET,
+    );
 
     let missing = app.get("/api/users/me", None).await;
     missing.assert_problem(401);
@@ -133,6 +159,8 @@ async fn bad_tokens_are_401_with_a_bearer_challenge(pool: PgPool) {
         ("expired", expired.as_str()),
         ("HS512", hs512.as_str()),
         ("no such user", unknown_user.as_str()),
+        ("no such session", no_such_session.as_str()),
+        ("no sid claim", without_session.as_str()),
         ("garbage", "not.a.jwt"),
     ] {
         let res = app.get("/api/users/me", Some(token)).await;
@@ -162,7 +190,7 @@ async fn a_token_claiming_admin_does_not_make_a_user_admin(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let user = app.user().await;
     // Signed with the right key but claiming a role the account does not have.
-    let forged_role = app.token_for(user.id, Role::Admin);
+    let forged_role = app.token_for(user.id, Role::Admin).await;
     app.get("/api/users", Some(&forged_role))
         .await
         .assert_problem(403);
@@ -190,6 +218,7 @@ async fn every_users_route_is_in_the_openapi_document(pool: PgPool) {
     for (path, method) in [
         ("/api/auth/register", "post"),
         ("/api/auth/login", "post"),
+        ("/api/auth/logout", "post"),
         ("/api/auth/forgot-password", "post"),
         ("/api/auth/reset-password", "post"),
         ("/api/users/me", "get"),
@@ -206,6 +235,11 @@ async fn every_users_route_is_in_the_openapi_document(pool: PgPool) {
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
     }
+    let logout = &paths["/api/auth/logout"]["post"];
+    assert_eq!(logout["parameters"][0]["name"], "all");
+    assert_eq!(logout["parameters"][0]["in"], "query");
+    assert!(logout["responses"]["204"].is_object());
+    assert!(paths["/api/users/me"]["put"]["responses"]["403"].is_object());
 }
 
 /// PostgreSQL text cannot hold NUL: such a body is a 422 naming the field, and nothing is

@@ -149,16 +149,41 @@ impl TestApp {
         self.request(Method::DELETE, path, None, token).await
     }
 
-    /// A correctly signed token for `id`. `AuthUser` also checks that the account exists and
-    /// is active (and takes the role from the database), so for a working token use
-    /// [`TestApp::user`] or [`TestApp::admin`]; this one is for tokens meant to fail.
-    pub fn token_for(&self, id: uuid::Uuid, role: cart_core::auth::Role) -> String {
-        self.state
+    /// A correctly signed token for `id`, with a session opened for it when the account
+    /// exists. `AuthUser` also checks that the account is active and takes the role from the
+    /// database, so a `role` other than the account's has no effect.
+    pub async fn token_for(&self, id: uuid::Uuid, role: cart_core::auth::Role) -> String {
+        let sid = uuid::Uuid::now_v7();
+        let (token, expires_at) = self
+            .state
             .config
             .jwt
-            .issue(id, role)
-            .expect("token is issued")
-            .0
+            .issue(id, role, sid)
+            .expect("token is issued");
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, expires_at)
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2)",
+        )
+        .bind(sid)
+        .bind(id)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .expect("a session");
+        token
+    }
+
+    /// Logs `email` in and answers the new session's token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let res = self
+            .post(
+                "/api/auth/login",
+                &serde_json::json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        res.assert_status(200);
+        res.body["token"].as_str().expect("a token").to_owned()
     }
 }
 

@@ -110,9 +110,9 @@ async fn people(app: &TestApp) -> People {
     let admin = insert_user(&app.pool, Role::Admin, None).await;
     People {
         owner,
-        owner_token: app.token_for(owner, Role::User),
-        stranger_token: app.token_for(stranger, Role::User),
-        admin_token: app.token_for(admin, Role::Admin),
+        owner_token: app.token_for(owner, Role::User).await,
+        stranger_token: app.token_for(stranger, Role::User).await,
+        admin_token: app.token_for(admin, Role::Admin).await,
     }
 }
 

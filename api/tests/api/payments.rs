@@ -122,6 +122,43 @@ impl World {
     }
 }
 
+/// What an in-process worker beside the test API gets, mailing into `outbox`.
+pub(crate) fn worker_deps_with(pool: &PgPool, settings: PaymentSettings, outbox: &Path) -> Deps {
+    Deps {
+        mailer: Arc::new(OutboxMailer::new(outbox).unwrap()),
+        payments: Arc::new(PaymentDeps {
+            settings,
+            ..PaymentDeps::for_tests()
+        }),
+        ..worker_deps(pool)
+    }
+}
+
+/// Like [`worker_deps_with`], sandbox providers and an outbox under the temp dir.
+pub(crate) fn worker_deps(pool: &PgPool) -> Deps {
+    Deps {
+        pool: PgPoolOptions::new()
+            .max_connections(30)
+            .connect_lazy_with((*pool.connect_options()).clone()),
+        mailer: Arc::new(
+            OutboxMailer::new(std::env::temp_dir().join("cart-api-test-outbox")).unwrap(),
+        ),
+        settings: Arc::new(JobSettings {
+            retry: RetryPolicy {
+                base: Duration::from_millis(300),
+                max: Duration::from_secs(1),
+            },
+            job_timeout: Duration::from_secs(30),
+            ..JobSettings::default()
+        }),
+        payments: Arc::new(PaymentDeps::for_tests()),
+        // The JWT_SECRET of `ApiConfig::for_tests`, as a worker beside that API would have.
+        reset_key: cart_core::users::password_reset::ResetKey::derive(
+            b"test-secret-test-secret-test-secret!",
+        ),
+    }
+}
+
 pub(crate) fn start_worker(pool: &PgPool, settings: PaymentSettings, outbox: &Path) -> Runtime {
     let config = RuntimeConfig {
         queue: QueueSettings {
@@ -134,24 +171,7 @@ pub(crate) fn start_worker(pool: &PgPool, settings: PaymentSettings, outbox: &Pa
         tickers_enabled: false,
         ..RuntimeConfig::default()
     };
-    let deps = Deps {
-        pool: PgPoolOptions::new()
-            .max_connections(30)
-            .connect_lazy_with((*pool.connect_options()).clone()),
-        mailer: Arc::new(OutboxMailer::new(outbox).unwrap()),
-        settings: Arc::new(JobSettings {
-            retry: RetryPolicy {
-                base: Duration::from_millis(300),
-                max: Duration::from_secs(1),
-            },
-            job_timeout: Duration::from_secs(30),
-            ..JobSettings::default()
-        }),
-        payments: Arc::new(PaymentDeps {
-            settings,
-            ..PaymentDeps::for_tests()
-        }),
-    };
+    let deps = worker_deps_with(pool, settings, outbox);
     Runtime::start(&Registry::standard(), &config, deps)
 }
 
@@ -164,13 +184,13 @@ pub(crate) async fn buyer(app: &TestApp) -> Buyer {
     let id = insert_user(&app.pool, Role::User, Some("52998224725")).await;
     Buyer {
         id,
-        token: app.token_for(id, Role::User),
+        token: app.token_for(id, Role::User).await,
     }
 }
 
 pub(crate) async fn admin_token(app: &TestApp) -> String {
     let id = insert_user(&app.pool, Role::Admin, None).await;
-    app.token_for(id, Role::Admin)
+    app.token_for(id, Role::Admin).await
 }
 
 /// A `pending_payment` order of `user_id` for [`ORDER_TOTAL`].

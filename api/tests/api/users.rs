@@ -45,7 +45,8 @@ async fn the_profile_update_changes_only_the_given_fields(pool: PgPool) {
     let res = app
         .put(
             "/api/users/me",
-            &json!({"name": " Ana Maria ", "email": "Ana.Maria@Example.com"}),
+            &json!({"name": " Ana Maria ", "email": "Ana.Maria@Example.com",
+                    "current_password": user.password}),
             Some(&user.token),
         )
         .await;
@@ -98,7 +99,7 @@ async fn the_profile_update_validates_and_refuses_taken_emails(pool: PgPool) {
 
     app.put(
         "/api/users/me",
-        &json!({"email": "BIA@example.com"}),
+        &json!({"email": "BIA@example.com", "current_password": user.password}),
         Some(&user.token),
     )
     .await
@@ -291,6 +292,10 @@ async fn deleting_the_account_anonymises_it_and_ends_every_session(pool: PgPool)
     .await
     .assert_status(200);
 
+    for to in ["ana@example.com", other.email.as_str()] {
+        crate::lgpd::queue_email(&app.pool, to).await;
+    }
+
     app.delete("/api/users/me", Some(&user.token))
         .await
         .assert_status(204);
@@ -352,7 +357,7 @@ async fn deleting_the_account_anonymises_it_and_ends_every_session(pool: PgPool)
         count("SELECT count(*) FROM carts WHERE user_id = $1").await,
         0
     );
-    // Her queued reset e-mail is gone; the other customer's stays.
+    // Her queued e-mail is gone; the other customer's stays.
     let queued: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT job FROM apalis.jobs WHERE job_type = 'send_email'")
             .fetch_all(&app.pool)
@@ -360,6 +365,7 @@ async fn deleting_the_account_anonymises_it_and_ends_every_session(pool: PgPool)
             .unwrap();
     assert_eq!(queued.len(), 1);
     assert!(String::from_utf8_lossy(&queued[0]).contains(&other.email));
+    assert!(!String::from_utf8_lossy(&queued[0]).contains("ana@example.com"));
     // Nobody else lost anything.
     let others: i64 = sqlx::query_scalar("SELECT count(*) FROM addresses WHERE user_id = $1")
         .bind(other.id)

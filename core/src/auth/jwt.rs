@@ -1,5 +1,6 @@
 //! HS256 JSON Web Tokens. Only HS256 is accepted: `alg: none` and every other algorithm,
-//! an expired token or another key's signature are rejected.
+//! an expired token, another key's signature or a token without a session (`sid`) are
+//! rejected.
 
 use std::time::Duration;
 
@@ -9,12 +10,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Role;
-use crate::config::{self, ConfigError};
+use crate::{
+    config::{self, ConfigError},
+    users::password_reset::ResetKey,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     pub sub: Uuid,
     pub role: Role,
+    /// The session (a row of `sessions`) the token belongs to: what logout ends.
+    pub sid: Uuid,
     pub iat: i64,
     pub exp: i64,
 }
@@ -23,6 +29,7 @@ pub struct Claims {
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    reset_key: ResetKey,
     pub ttl: Duration,
 }
 
@@ -47,8 +54,14 @@ impl JwtKeys {
         Ok(Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            reset_key: ResetKey::derive(secret),
             ttl,
         })
+    }
+
+    /// The key password-reset links are derived with (from the same secret).
+    pub fn reset_key(&self) -> &ResetKey {
+        &self.reset_key
     }
 
     /// `JWT_SECRET` (required, ≥ 32 bytes) and `JWT_TTL` (default 24h).
@@ -58,11 +71,13 @@ impl JwtKeys {
         Self::new(secret.as_bytes(), ttl)
     }
 
-    /// Issues a token and returns it with its expiry.
+    /// Issues a token for the session `sid` and returns it with its expiry. The session row
+    /// is the caller's to write (`users::sessions::open`): a token alone is refused.
     pub fn issue(
         &self,
         user_id: Uuid,
         role: Role,
+        sid: Uuid,
     ) -> Result<(String, DateTime<Utc>), crate::Error> {
         let now = Utc::now();
         let ttl = chrono::Duration::from_std(self.ttl)
@@ -71,6 +86,7 @@ impl JwtKeys {
         let claims = Claims {
             sub: user_id,
             role,
+            sid,
             iat: now.timestamp(),
             exp: exp.timestamp(),
         };
@@ -102,9 +118,11 @@ mod tests {
     #[test]
     fn issued_tokens_verify() {
         let id = Uuid::now_v7();
-        let (token, exp) = keys().issue(id, Role::Admin).unwrap();
+        let sid = Uuid::now_v7();
+        let (token, exp) = keys().issue(id, Role::Admin, sid).unwrap();
         let claims = keys().verify(&token).unwrap();
         assert_eq!(claims.sub, id);
+        assert_eq!(claims.sid, sid);
         assert_eq!(claims.role, Role::Admin);
         assert_eq!(claims.exp, exp.timestamp());
     }
@@ -117,7 +135,9 @@ mod tests {
     #[test]
     fn another_secret_is_rejected() {
         let other = JwtKeys::new(&[8u8; 32], Duration::from_secs(60)).unwrap();
-        let (token, _) = other.issue(Uuid::now_v7(), Role::User).unwrap();
+        let (token, _) = other
+            .issue(Uuid::now_v7(), Role::User, Uuid::now_v7())
+            .unwrap();
         assert!(keys().verify(&token).is_err());
     }
 
@@ -142,9 +162,25 @@ mod tests {
         let claims = Claims {
             sub: Uuid::now_v7(),
             role: Role::User,
+            sid: Uuid::now_v7(),
             iat: now - 120,
             exp: now - 60,
         };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&[7u8; 32]),
+        )
+        .unwrap();
+        assert!(keys().verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_token_without_a_session_is_rejected() {
+        let now = Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "sub": Uuid::now_v7(), "role": "user", "iat": now, "exp": now + 600,
+        });
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -160,6 +196,7 @@ mod tests {
         let claims = Claims {
             sub: Uuid::now_v7(),
             role: Role::Admin,
+            sid: Uuid::now_v7(),
             iat: now,
             exp: now + 600,
         };

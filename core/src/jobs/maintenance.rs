@@ -71,6 +71,31 @@ impl TickJob for PurgeResetTokens {
     }
 }
 
+/// Deletes sessions that can no longer be used: expired, or ended by logout, a password
+/// reset or an e-mail change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeSessions {
+    pub tick: DateTime<Utc>,
+}
+
+impl Job for PurgeSessions {
+    const NAME: &'static str = "purge_sessions";
+    const MAX_ATTEMPTS: i32 = 3;
+
+    fn idempotency_key(&self) -> Option<String> {
+        Some(tick_key(Self::NAME, self.tick))
+    }
+}
+
+impl TickJob for PurgeSessions {
+    const INTERVAL_VAR: &'static str = "TICK_PURGE_SESSIONS";
+    const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    fn for_tick(tick: DateTime<Utc>) -> Self {
+        Self { tick }
+    }
+}
+
 /// Deletes carts untouched for longer than `CART_TTL` (with their lines): a cart holds no
 /// stock, so an abandoned one only costs space and keeps a coupon attached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

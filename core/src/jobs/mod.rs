@@ -14,7 +14,9 @@ pub mod expire_order;
 pub mod initiate_payment;
 pub mod reconcile_payment;
 pub mod refund_payment;
+pub mod scrub_outbox;
 pub mod send_email;
+pub mod send_password_reset;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};

@@ -20,7 +20,7 @@ pub mod outbox;
 pub mod resend;
 
 /// A rendered message. `tag` names its kind (`order_placed`, `payment_confirmed`,
-/// `order_shipped`, `invoice_issued`, `password_reset`).
+/// `order_shipped`, `invoice_issued`, `email_changed`, `password_reset`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailMessage {
     pub to: String,
@@ -39,6 +39,22 @@ pub trait Mailer: Send + Sync {
         message: &EmailMessage,
         idempotency_key: &str,
     ) -> Result<String, ProviderError>;
+
+    /// Deletes the copies this mailer keeps of messages sent to any of `recipients` (each the
+    /// hex SHA-256 of a lower-cased address, see [`recipient_digest`]): an LGPD erasure.
+    /// Returns how many were deleted. A provider that keeps no copy here deletes nothing.
+    async fn forget_recipients(&self, recipients: &[String]) -> Result<u64, ProviderError> {
+        let _ = recipients;
+        Ok(0)
+    }
+}
+
+/// How an address is named where it must not be stored in clear (a queued erasure job).
+pub fn recipient_digest(address: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        address.trim().to_lowercase().as_bytes(),
+    ))
 }
 
 /// Which mailer `MAIL_PROVIDER` names.

@@ -143,6 +143,49 @@ impl Mailer for OutboxMailer {
             .map_err(|e| ProviderError::Unavailable(format!("writing the outbox: {e}")))?;
         Ok(entry.id)
     }
+
+    async fn forget_recipients(&self, recipients: &[String]) -> Result<u64, ProviderError> {
+        let dir = self.dir.clone();
+        let recipients: std::collections::HashSet<String> = recipients.iter().cloned().collect();
+        tokio::task::spawn_blocking(move || delete_messages_to(&dir, &recipients))
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("outbox scrubber: {e}")))?
+            .map_err(|e| ProviderError::Unavailable(format!("scrubbing the outbox: {e}")))
+    }
+}
+
+/// Deletes every outbox file whose `to` hashes to one of `recipients`.
+fn delete_messages_to(
+    dir: &Path,
+    recipients: &std::collections::HashSet<String>,
+) -> std::io::Result<u64> {
+    let mut deleted = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        // A file that vanished or is not an outbox entry is not ours to judge.
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let Ok(message) = serde_json::from_slice::<OutboxEntry>(&bytes) else {
+            continue;
+        };
+        if recipients.contains(&super::recipient_digest(&message.to)) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]
@@ -181,6 +224,24 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[tokio::test]
+    async fn forgetting_a_recipient_deletes_only_their_messages() {
+        let temp = TempDir::new();
+        let mailer = OutboxMailer::new(&temp.0).unwrap();
+        mailer.send(&message("para Ana"), "job-1").await.unwrap();
+        let other = EmailMessage {
+            to: "bia@example.com".into(),
+            ..message("para Bia")
+        };
+        mailer.send(&other, "job-2").await.unwrap();
+        let deleted = mailer
+            .forget_recipients(&[crate::mail::recipient_digest("ANA@example.com")])
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+        assert_eq!(files_in(mailer.dir()), vec!["job-2.json"]);
     }
 
     #[tokio::test]

@@ -106,6 +106,14 @@ pub struct PasswordReset {
     pub valid_for: Duration,
 }
 
+/// Sent to the old address when an account's e-mail changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChanged {
+    pub name: String,
+    /// The new address; the message shows it masked (`a***@example.com`).
+    pub new_email: String,
+}
+
 /// The compiled templates plus the branding they are rendered with. Build it once and share it.
 #[derive(Debug)]
 pub struct Templates {
@@ -154,6 +162,14 @@ const SOURCES: &[(&str, &str)] = &[
     (
         "password_reset.txt",
         include_str!("templates/password_reset.txt"),
+    ),
+    (
+        "email_changed.html",
+        include_str!("templates/email_changed.html"),
+    ),
+    (
+        "email_changed.txt",
+        include_str!("templates/email_changed.txt"),
     ),
 ];
 
@@ -249,6 +265,19 @@ impl Templates {
         self.render("password_reset", to, "Redefinição de senha".to_owned(), ctx)
     }
 
+    pub fn email_changed(&self, to: &str, change: &EmailChanged) -> crate::Result<EmailMessage> {
+        let ctx = context! {
+            name => &change.name,
+            new_email => mask_email(&change.new_email),
+        };
+        self.render(
+            "email_changed",
+            to,
+            "O e-mail da sua conta foi alterado".to_owned(),
+            ctx,
+        )
+    }
+
     fn order_url(&self, order_id: Uuid) -> String {
         format!("{}/orders/{order_id}", self.branding.frontend_url)
     }
@@ -324,6 +353,18 @@ fn describe_duration(duration: Duration) -> String {
         (minutes, "minuto", "minutos")
     };
     format!("{amount} {}", if amount == 1 { singular } else { plural })
+}
+
+/// `ana.souza@example.com` → `a***@example.com`: enough for the owner to recognise, not a
+/// working address for whoever reads the old mailbox.
+fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, for a query or path part.
@@ -507,6 +548,25 @@ mod tests {
         assert!(message.text.contains(link), "{}", message.text);
         assert!(message.html.contains(link));
         assert!(message.text.contains("vale por 1 hora"));
+    }
+
+    #[test]
+    fn email_changed_goes_to_the_old_address_showing_the_new_one_masked() {
+        let message = templates()
+            .email_changed(
+                "antigo@example.com",
+                &EmailChanged {
+                    name: "Ana".into(),
+                    new_email: "novo.endereco@example.org".into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(message.tag, "email_changed");
+        assert_eq!(message.to, "antigo@example.com");
+        for body in [&message.text, &message.html] {
+            assert!(body.contains("n***@example.org"), "{body}");
+            assert!(!body.contains("novo.endereco"), "{body}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The orders section of the LGPD access export (`users::privacy::export`): every order of
-//! the user as stored, with its items and its status history.
+//! The orders sections of the LGPD access export (`users::privacy::export`): every order of
+//! the user as stored, with its items and its status history, and their payments and
+//! invoices.
 
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -27,4 +28,33 @@ pub async fn export_for_user(conn: &mut PgConnection, user_id: Uuid) -> Result<V
     .fetch_one(&mut *conn)
     .await?;
     Ok(orders)
+}
+
+/// The payments of the user's orders, oldest first, as stored but for what only the payment
+/// provider and the paying browser may see (`client_secret`).
+pub async fn payments_for_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Value> {
+    let payments = sqlx::query_scalar!(
+        r#"SELECT COALESCE(jsonb_agg(to_jsonb(p) - 'client_secret'
+                                     ORDER BY p.created_at, p.id), '[]'::jsonb) AS "payments!"
+           FROM payments p JOIN orders o ON o.id = p.order_id
+           WHERE o.user_id = $1"#,
+        user_id,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(payments)
+}
+
+/// The invoices (NF-e) of the user's orders, oldest first, as stored.
+pub async fn invoices_for_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Value> {
+    let invoices = sqlx::query_scalar!(
+        r#"SELECT COALESCE(jsonb_agg(to_jsonb(i) ORDER BY i.created_at, i.id), '[]'::jsonb)
+                  AS "invoices!"
+           FROM invoices i JOIN orders o ON o.id = i.order_id
+           WHERE o.user_id = $1"#,
+        user_id,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(invoices)
 }

@@ -13,6 +13,7 @@ pub mod flow_refund;
 pub mod flow_wait;
 mod http;
 pub mod openpix;
+pub mod privacy;
 pub mod propay;
 pub mod provider;
 pub mod qr;

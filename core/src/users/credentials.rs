@@ -1,17 +1,18 @@
-//! Registering, logging in and the admin bootstrap.
+//! Registering (which opens the first session), logging in and the admin bootstrap.
 //!
 //! These flows take the pool rather than one connection: a password hash takes a noticeable
 //! time (and may wait for a hashing slot), and a flood of logins must not hold database
 //! connections while it waits. Each database step borrows a connection only for itself.
 
 use serde::Deserialize;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
-use super::{NewUser, User, clean_cpf, clean_email, clean_name};
+use super::{NewUser, User, UserRow, clean_cpf, clean_email, clean_name, sessions};
 use crate::{
     Error, Result,
     auth::{
         Role,
+        jwt::JwtKeys,
         password::{PasswordHasher, check_new_password},
     },
     error::FieldErrors,
@@ -65,13 +66,20 @@ impl Registration {
     }
 }
 
-/// Creates a customer account (role `user`). Email taken → `Conflict`.
-pub async fn register(db: &PgPool, hasher: &PasswordHasher, input: Registration) -> Result<User> {
+/// Creates a customer account (role `user`) and its first session, together. Email taken →
+/// `Conflict`.
+pub async fn register(
+    db: &PgPool,
+    hasher: &PasswordHasher,
+    jwt: &JwtKeys,
+    input: Registration,
+) -> Result<(User, sessions::Issued)> {
     let valid = input.validate()?;
     let password_hash = hasher.hash(&valid.password).await?;
     let mut conn = db.acquire().await?;
-    super::insert(
-        &mut conn,
+    let mut tx = conn.begin().await?;
+    let user = super::insert(
+        &mut tx,
         &NewUser {
             name: valid.name,
             email: valid.email,
@@ -80,7 +88,10 @@ pub async fn register(db: &PgPool, hasher: &PasswordHasher, input: Registration)
             role: Role::User,
         },
     )
-    .await
+    .await?;
+    let session = sessions::open(&mut tx, jwt, &user).await?;
+    tx.commit().await?;
+    Ok((user, session))
 }
 
 /// `POST /auth/login`.
@@ -160,13 +171,27 @@ async fn upgrade_hash(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminBootstrap {
     Created(User),
-    Promoted(User),
+    /// An admin already has the address; its password is left alone.
     AlreadyAdmin(User),
+    /// A customer account has the address. It is not promoted: registration does not verify
+    /// addresses, so whoever registered it first would become admin. An operator promotes it
+    /// deliberately with `cart-api users promote`.
+    TakenByCustomer(User),
 }
 
-/// Makes sure an admin with `email` exists: creates it with `password`, or promotes the
-/// existing account (whose password is left alone). Safe to run on every start and from
-/// several instances at once.
+impl AdminBootstrap {
+    fn of_existing(user: User) -> Self {
+        if user.role == Role::Admin {
+            Self::AlreadyAdmin(user)
+        } else {
+            Self::TakenByCustomer(user)
+        }
+    }
+}
+
+/// Makes sure an admin with `email` exists: creates it with `password` when the address is
+/// free. An existing account is never changed (neither promoted nor given this password).
+/// Safe to run on every start and from several instances at once.
 pub async fn ensure_admin(
     db: &PgPool,
     hasher: &PasswordHasher,
@@ -175,38 +200,139 @@ pub async fn ensure_admin(
 ) -> Result<AdminBootstrap> {
     let email = clean_email(email).map_err(|m| Error::invalid("ADMIN_EMAIL", m))?;
     check_new_password(password).map_err(|m| Error::invalid("ADMIN_PASSWORD", m))?;
-    let existing = sqlx::query!(
-        "SELECT id, role FROM users WHERE email = $1 AND deleted_at IS NULL",
-        email,
-    )
-    .fetch_optional(db)
-    .await?;
     let mut conn = db.acquire().await?;
-    if let Some(row) = existing {
-        let already = row.role == Role::Admin.as_str();
-        let user = super::promote(&mut conn, &email).await?;
-        return Ok(if already {
-            AdminBootstrap::AlreadyAdmin(user)
-        } else {
-            AdminBootstrap::Promoted(user)
-        });
+    if let Some(user) = account_with_email(&mut conn, &email).await? {
+        return Ok(AdminBootstrap::of_existing(user));
     }
     drop(conn);
     let password_hash = hasher.hash(password).await?;
-    let row = sqlx::query_as!(
-        super::UserRow,
+    let mut conn = db.acquire().await?;
+    create_admin_if_free(&mut conn, &email, &password_hash).await
+}
+
+/// Inserts the admin unless the address was taken meanwhile (a registration between the
+/// check and this insert): then the account that won is reported and left as it is.
+async fn create_admin_if_free(
+    conn: &mut PgConnection,
+    email: &str,
+    password_hash: &str,
+) -> Result<AdminBootstrap> {
+    let inserted = sqlx::query_as!(
+        UserRow,
         r#"
         INSERT INTO users (id, name, email, password_hash, role)
         VALUES ($1, 'Administrador', $2, $3, 'admin')
-        ON CONFLICT ON CONSTRAINT users_email_key
-            DO UPDATE SET role = 'admin', updated_at = now()
+        ON CONFLICT ON CONSTRAINT users_email_key DO NOTHING
         RETURNING id, name, email, cpf, role, created_at
         "#,
         uuid::Uuid::now_v7(),
         email,
         password_hash,
     )
-    .fetch_one(db)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(AdminBootstrap::Created(row.try_into()?))
+    if let Some(row) = inserted {
+        return Ok(AdminBootstrap::Created(row.try_into()?));
+    }
+    let winner = account_with_email(conn, email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("ADMIN_EMAIL conflicted with no account"))?;
+    Ok(AdminBootstrap::of_existing(winner))
+}
+
+async fn account_with_email(conn: &mut PgConnection, email: &str) -> Result<Option<User>> {
+    sqlx::query_as!(
+        UserRow,
+        "SELECT id, name, email, cpf, role, created_at FROM users WHERE email = $1",
+        email,
+    )
+    .fetch_optional(conn)
+    .await?
+    .map(User::try_from)
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn customer(conn: &mut PgConnection, email: &str) -> User {
+        super::super::insert(
+            conn,
+            &NewUser {
+                name: "Quem Chegou Antes".into(),
+                email: email.into(),
+                cpf: None,
+                password_hash: "customer-hash".into(),
+                role: Role::User,
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    fn hasher() -> PasswordHasher {
+        PasswordHasher::new(&crate::auth::password::PasswordConfig::for_tests()).unwrap()
+    }
+
+    async fn stored(conn: &mut PgConnection, email: &str) -> (String, String) {
+        sqlx::query_as("SELECT role, password_hash FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_customer_who_registered_the_admin_address_is_not_promoted(pool: PgPool) {
+        crate::db::migrate(&pool).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let squatter = customer(&mut conn, "root@example.com").await;
+        let outcome = ensure_admin(&pool, &hasher(), "Root@Example.com", "admin-senha-123")
+            .await
+            .unwrap();
+        assert_eq!(outcome, AdminBootstrap::TakenByCustomer(squatter));
+        assert_eq!(
+            stored(&mut conn, "root@example.com").await,
+            ("user".to_owned(), "customer-hash".to_owned())
+        );
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_registration_racing_the_bootstrap_insert_is_not_promoted(pool: PgPool) {
+        crate::db::migrate(&pool).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        // The bootstrap found the address free; then this registration committed.
+        let squatter = customer(&mut conn, "root@example.com").await;
+        let outcome = create_admin_if_free(&mut conn, "root@example.com", "admin-hash")
+            .await
+            .unwrap();
+        assert_eq!(outcome, AdminBootstrap::TakenByCustomer(squatter));
+        assert_eq!(
+            stored(&mut conn, "root@example.com").await,
+            ("user".to_owned(), "customer-hash".to_owned())
+        );
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn an_existing_admin_keeps_its_password(pool: PgPool) {
+        crate::db::migrate(&pool).await.unwrap();
+        let hasher = hasher();
+        let first = ensure_admin(&pool, &hasher, "root@example.com", "admin-senha-123")
+            .await
+            .unwrap();
+        let AdminBootstrap::Created(admin) = first else {
+            panic!("expected a new admin, got {first:?}");
+        };
+        let mut conn = pool.acquire().await.unwrap();
+        let (_, hash_before) = stored(&mut conn, "root@example.com").await;
+        let again = ensure_admin(&pool, &hasher, "root@example.com", "outra-senha-456")
+            .await
+            .unwrap();
+        assert_eq!(again, AdminBootstrap::AlreadyAdmin(admin));
+        assert_eq!(
+            stored(&mut conn, "root@example.com").await,
+            ("admin".to_owned(), hash_before)
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! Accounts: the `user` model and its queries, address books, credentials (register, log in,
-//! admin bootstrap), password resets and the LGPD data-subject requests.
+//! admin bootstrap), sessions, password resets and the LGPD data-subject requests.
 //!
 //! Rows of `users` are never deleted: an erasure anonymises the row so orders and invoices
 //! keep their foreign key, and `deleted_at` makes the account invisible everywhere here.
@@ -9,13 +9,14 @@ pub mod credentials;
 pub mod password_reset;
 pub mod privacy;
 mod profile;
+pub mod sessions;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub use profile::{ProfileUpdate, update_profile};
+pub use profile::{Caller, EMAIL_CHANGED_TAG, ProfileDeps, ProfileUpdate, update_profile};
 
 use crate::{Error, Result, auth::Role, error::ResultExt};
 
@@ -158,48 +159,6 @@ pub async fn promote(conn: &mut PgConnection, email: &str) -> Result<User> {
     .try_into()
 }
 
-/// What a bearer token is checked against on every protected request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Session {
-    pub role: Role,
-    active: bool,
-    /// Set by a password reset, from the API's clock (the one that writes `iat`).
-    valid_after: Option<DateTime<Utc>>,
-}
-
-impl Session {
-    /// Whether a token issued at `issued_at` (whole seconds since the epoch) still counts:
-    /// the account must be active and the token not from a second before the last password
-    /// reset.
-    pub fn accepts(&self, issued_at: i64) -> bool {
-        self.active
-            && self
-                .valid_after
-                .is_none_or(|cutoff| issued_at >= cutoff.timestamp())
-    }
-}
-
-/// One primary-key lookup; `None` when the account does not exist at all.
-pub async fn session(conn: &mut PgConnection, id: Uuid) -> Result<Option<Session>> {
-    let row = sqlx::query!(
-        r#"
-        SELECT role, deleted_at IS NULL AS "active!", sessions_valid_after
-        FROM users WHERE id = $1
-        "#,
-        id,
-    )
-    .fetch_optional(conn)
-    .await?;
-    row.map(|row| {
-        Ok(Session {
-            role: parse_role(&row.role)?,
-            active: row.active,
-            valid_after: row.sessions_valid_after,
-        })
-    })
-    .transpose()
-}
-
 /// Validates a display name: trimmed, 1 to 200 characters.
 pub(crate) fn clean_name(raw: &str) -> Result<String, &'static str> {
     let name = raw.trim();
@@ -216,36 +175,4 @@ pub(crate) fn clean_email(raw: &str) -> Result<String, &'static str> {
 
 pub(crate) fn clean_cpf(raw: &str) -> Result<String, &'static str> {
     crate::validation::normalize_cpf(raw).ok_or("not a valid CPF")
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    #[test]
-    fn sessions_accept_tokens_from_the_second_of_the_last_reset_on() {
-        let reset = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
-            + chrono::Duration::milliseconds(700);
-        let session = Session {
-            role: Role::User,
-            active: true,
-            valid_after: Some(reset),
-        };
-        assert!(!session.accepts(reset.timestamp() - 1));
-        assert!(session.accepts(reset.timestamp()));
-        assert!(session.accepts(reset.timestamp() + 60));
-
-        let never_reset = Session {
-            valid_after: None,
-            ..session
-        };
-        assert!(never_reset.accepts(0));
-        let anonymised = Session {
-            active: false,
-            ..never_reset
-        };
-        assert!(!anonymised.accepts(reset.timestamp() + 60));
-    }
 }

@@ -1,18 +1,23 @@
 //! Password reset by e-mail.
 //!
-//! A token is 32 random bytes (base64url in the link); only its SHA-256 is stored. It is
-//! single use, expires after `PASSWORD_RESET_TTL`, and asking again replaces any earlier
-//! unused token. The e-mail is a `send_email` job enqueued in the same transaction as the
-//! token, so there is never a token without its e-mail or an e-mail without its token.
-//! Asking for an unknown address does nothing, and the caller answers the same either way.
+//! No usable token is ever stored, logged or queued. A reset request is a row of
+//! `password_reset_tokens`; its link token is derived from the row's id under a server key
+//! ([`ResetKey`], from `JWT_SECRET`), and only the token's SHA-256 is kept. The e-mail is a
+//! `send_password_reset` job that names the request, not the token: the worker derives the
+//! token when it sends, so a retried job sends the same link under the same idempotency key.
+//! Rotating `JWT_SECRET` therefore voids every outstanding link (the worker then sends none).
 //!
-//! A successful reset consumes every reset token of the account and ends the sessions
-//! (bearer tokens) issued before it.
+//! A token is single use, expires after `PASSWORD_RESET_TTL`, and asking again replaces any
+//! earlier unused one. The job is enqueued in the same transaction as the request. Asking
+//! for an unknown address does nothing, and the caller answers the same either way.
+//!
+//! A successful reset consumes every reset token of the account and ends all its sessions.
 
 use std::time::Duration;
 
 use base64::Engine;
 use chrono::Utc;
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -21,20 +26,67 @@ use uuid::Uuid;
 use crate::{
     Error, Result,
     auth::password::{PasswordHasher, check_new_password},
-    jobs::{self, send_email::SendEmail},
-    mail::EmailMessage,
+    config::{self, ConfigError},
+    jobs::{self, send_password_reset::SendPasswordReset},
+    mail::{
+        EmailMessage,
+        templates::{PasswordReset, Templates},
+    },
 };
 
 /// The mail tag of reset messages.
 pub const TAG: &str = "password_reset";
 
-/// What the reset e-mail needs to know about the deployment.
-#[derive(Debug, Clone)]
-pub struct ResetSettings {
-    pub ttl: Duration,
-    /// Where the front end lives; the link is `{frontend_url}/reset-password?token=…`.
-    pub frontend_url: String,
-    pub store_name: String,
+type HmacSha256 = Hmac<Sha256>;
+
+/// The server key reset links are derived with: HMAC-SHA256 of a fixed label under
+/// `JWT_SECRET`, so the API (which records the request) and the worker (which sends the
+/// link) agree without another secret to distribute.
+#[derive(Clone)]
+pub struct ResetKey([u8; 32]);
+
+impl std::fmt::Debug for ResetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetKey(..)")
+    }
+}
+
+impl ResetKey {
+    /// Tells this key apart from any other use of `JWT_SECRET`.
+    const LABEL: &'static [u8] = b"cart password-reset links v1";
+
+    pub fn derive(jwt_secret: &[u8]) -> Self {
+        let mut mac = hmac(jwt_secret);
+        mac.update(Self::LABEL);
+        Self(mac.finalize().into_bytes().into())
+    }
+
+    /// From `JWT_SECRET` (required, at least 32 bytes), as the worker reads it.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let secret = config::required_var("JWT_SECRET")?;
+        if secret.len() < crate::auth::jwt::MIN_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: format!(
+                    "must be at least {} bytes",
+                    crate::auth::jwt::MIN_SECRET_BYTES
+                ),
+            });
+        }
+        Ok(Self::derive(secret.as_bytes()))
+    }
+
+    /// The link token of reset request `reset_id`: 32 bytes, base64url.
+    pub fn token_for(&self, reset_id: Uuid) -> String {
+        let mut mac = hmac(&self.0);
+        mac.update(reset_id.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+}
+
+fn hmac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+    <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
 }
 
 /// `POST /auth/forgot-password`.
@@ -56,22 +108,21 @@ fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-fn new_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Starts a reset for the account with this e-mail, if there is one. A malformed e-mail is
-/// `Invalid`; an unknown one is `Ok` and does nothing.
+/// Starts a reset for the account with this e-mail, if there is one: the request is recorded
+/// with the hash of its link token, and the e-mail job naming it is enqueued. A malformed
+/// e-mail is `Invalid`; an unknown one is `Ok` and does nothing.
 pub async fn request_reset(
     conn: &mut PgConnection,
     input: ForgotPassword,
-    settings: &ResetSettings,
+    key: &ResetKey,
+    ttl: Duration,
 ) -> Result<()> {
     let email = super::clean_email(&input.email).map_err(|m| Error::invalid("email", m))?;
+    let ttl = chrono::Duration::from_std(ttl)
+        .map_err(|e| anyhow::anyhow!("PASSWORD_RESET_TTL out of range: {e}"))?;
     let mut tx = conn.begin().await?;
-    let Some(user) = sqlx::query!(
-        "SELECT id, name, email FROM users WHERE email = $1 AND deleted_at IS NULL FOR UPDATE",
+    let Some(user_id) = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE email = $1 AND deleted_at IS NULL FOR UPDATE",
         email
     )
     .fetch_optional(&mut *tx)
@@ -82,37 +133,76 @@ pub async fn request_reset(
     // Only the newest link works.
     sqlx::query!(
         "DELETE FROM password_reset_tokens WHERE user_id = $1 AND used_at IS NULL",
-        user.id
+        user_id
     )
     .execute(&mut *tx)
     .await?;
-    let token = new_token();
-    let token_id = Uuid::now_v7();
-    let ttl = chrono::Duration::from_std(settings.ttl)
-        .map_err(|e| anyhow::anyhow!("PASSWORD_RESET_TTL out of range: {e}"))?;
+    let reset_id = Uuid::now_v7();
+    // Both ends from one clock: the e-mail states the validity as their difference.
+    let now = Utc::now();
     sqlx::query!(
         r#"
-        INSERT INTO password_reset_tokens (id, user_id, token_hash, expires_at)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO password_reset_tokens (id, user_id, token_hash, created_at, expires_at)
+        VALUES ($1, $2, $3, $4, $5)
         "#,
-        token_id,
-        user.id,
-        digest(&token),
-        Utc::now() + ttl,
+        reset_id,
+        user_id,
+        digest(&key.token_for(reset_id)),
+        now,
+        now + ttl,
     )
     .execute(&mut *tx)
     .await?;
-    let message = reset_email(&user.email, &user.name, &token, settings);
-    jobs::enqueue(
-        &mut tx,
-        &SendEmail {
-            message,
-            key: Some(format!("{TAG}:{token_id}")),
-        },
-    )
-    .await?;
+    jobs::enqueue(&mut tx, &SendPasswordReset { reset_id }).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The e-mail of reset request `reset_id`, with its link, for the worker to send. `None`
+/// when there is nothing to send: the request was replaced, used or has expired, the account
+/// is gone, or `JWT_SECRET` changed since the request (its link could not work).
+pub async fn reset_email(
+    conn: &mut PgConnection,
+    key: &ResetKey,
+    templates: &Templates,
+    reset_id: Uuid,
+) -> Result<Option<EmailMessage>> {
+    let Some(request) = sqlx::query!(
+        r#"
+        SELECT t.token_hash, t.expires_at - t.created_at AS "validity!", u.email, u.name
+        FROM password_reset_tokens t JOIN users u ON u.id = t.user_id
+        WHERE t.id = $1 AND t.used_at IS NULL AND t.expires_at > now()
+          AND u.deleted_at IS NULL
+        "#,
+        reset_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let token = key.token_for(reset_id);
+    if digest(&token) != request.token_hash {
+        tracing::warn!(%reset_id, "reset link not sent: JWT_SECRET changed since it was requested");
+        return Ok(None);
+    }
+    let micros = request.validity.microseconds + i64::from(request.validity.days) * 86_400_000_000;
+    let valid_for = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+    let first_name = request
+        .name
+        .split_whitespace()
+        .next()
+        .unwrap_or(&request.name)
+        .to_owned();
+    let message = templates.password_reset(
+        &request.email,
+        &PasswordReset {
+            name: first_name,
+            token,
+            valid_for,
+        },
+    )?;
+    Ok(Some(message))
 }
 
 fn invalid_token() -> Error {
@@ -123,7 +213,8 @@ fn invalid_token() -> Error {
 }
 
 /// Sets a new password with a reset token. An unknown, used or expired token is `Invalid`
-/// (422, `errors.token`), as is a password under 8 characters (`errors.password`).
+/// (422, `errors.token`), as is a password under 8 characters (`errors.password`). Every
+/// session of the account ends.
 pub async fn reset_password(
     db: &PgPool,
     hasher: &PasswordHasher,
@@ -165,18 +256,19 @@ pub async fn reset_password(
     };
     let updated = sqlx::query!(
         r#"
-        UPDATE users SET password_hash = $2, sessions_valid_after = $3, updated_at = now()
+        UPDATE users SET password_hash = $2, updated_at = now()
         WHERE id = $1 AND deleted_at IS NULL
         "#,
         user_id,
         password_hash,
-        Utc::now(),
     )
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
         return Err(invalid_token());
     }
+    // Whoever knew the old password may hold a session: all of them end.
+    super::sessions::end_all(&mut tx, user_id, None).await?;
     // Every other outstanding link of the account dies with this one.
     sqlx::query!(
         "DELETE FROM password_reset_tokens WHERE user_id = $1",
@@ -188,108 +280,18 @@ pub async fn reset_password(
     Ok(())
 }
 
-/// The reset message, in Portuguese. `tag` is `password_reset`.
-pub fn reset_email(to: &str, name: &str, token: &str, settings: &ResetSettings) -> EmailMessage {
-    let link = format!(
-        "{}/reset-password?token={token}",
-        settings.frontend_url.trim_end_matches('/')
-    );
-    let validity = describe_duration(settings.ttl);
-    let store = &settings.store_name;
-    let first_name = name.split_whitespace().next().unwrap_or(name);
-    let text = format!(
-        "Olá, {first_name}!\n\n\
-         Recebemos um pedido para redefinir a senha da sua conta na {store}.\n\
-         Para escolher uma nova senha, acesse o link abaixo (válido por {validity}):\n\n\
-         {link}\n\n\
-         Se você não pediu a redefinição, ignore este e-mail: sua senha continua a mesma.\n\n\
-         {store}\n"
-    );
-    let html = format!(
-        "<!doctype html>\n<html lang=\"pt-BR\"><body>\n\
-         <p>Olá, {name}!</p>\n\
-         <p>Recebemos um pedido para redefinir a senha da sua conta na {store_html}.</p>\n\
-         <p><a href=\"{link_html}\">Escolher uma nova senha</a> (link válido por {validity}).</p>\n\
-         <p>Se o botão não funcionar, copie este endereço no navegador:<br>{link_html}</p>\n\
-         <p>Se você não pediu a redefinição, ignore este e-mail: sua senha continua a mesma.</p>\n\
-         <p>{store_html}</p>\n</body></html>\n",
-        name = escape_html(first_name),
-        store_html = escape_html(store),
-        link_html = escape_html(&link),
-    );
-    EmailMessage {
-        to: to.to_owned(),
-        subject: format!("Redefinição de senha — {store}"),
-        text,
-        html,
-        tag: TAG.to_owned(),
-    }
-}
-
-/// "1 hora", "30 minutos", "2 horas".
-fn describe_duration(ttl: Duration) -> String {
-    let minutes = (ttl.as_secs() / 60).max(1);
-    match (minutes % 60, minutes / 60) {
-        (0, 1) => "1 hora".to_owned(),
-        (0, hours) => format!("{hours} horas"),
-        (1, 0) => "1 minuto".to_owned(),
-        _ => format!("{minutes} minutos"),
-    }
-}
-
-fn escape_html(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn settings() -> ResetSettings {
-        ResetSettings {
-            ttl: Duration::from_secs(3600),
-            frontend_url: "https://loja.example/".into(),
-            store_name: "Loja <Teste>".into(),
-        }
-    }
-
     #[test]
-    fn the_reset_email_links_to_the_front_end_with_the_token() {
-        let msg = reset_email(
-            "ana@example.com",
-            "<b>Ana</b> Souza",
-            "tok_EN-123",
-            &settings(),
-        );
-        assert_eq!(msg.to, "ana@example.com");
-        assert_eq!(msg.tag, "password_reset");
-        assert!(msg.subject.contains("Redefinição de senha"));
-        let link = "https://loja.example/reset-password?token=tok_EN-123";
-        assert!(msg.text.contains(link), "{}", msg.text);
-        assert!(msg.html.contains(link), "{}", msg.html);
-        assert!(msg.text.contains("1 hora"));
-        // Names and store names are escaped in HTML.
-        assert!(msg.html.contains("&lt;b&gt;Ana&lt;/b&gt;"));
-        assert!(!msg.html.contains("<b>"));
-        assert!(msg.html.contains("Loja &lt;Teste&gt;"));
-    }
-
-    #[test]
-    fn tokens_are_long_random_and_url_safe() {
-        let a = new_token();
-        let b = new_token();
-        assert_ne!(a, b);
+    fn tokens_are_long_url_safe_and_bound_to_request_and_secret() {
+        let key = ResetKey::derive(&[7u8; 32]);
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        let a = key.token_for(first);
+        assert_eq!(a, key.token_for(first), "a retried job sends the same link");
+        assert_ne!(a, key.token_for(second));
+        assert_ne!(a, ResetKey::derive(&[8u8; 32]).token_for(first));
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&a)
             .unwrap();
@@ -302,13 +304,9 @@ mod tests {
     }
 
     #[test]
-    fn validity_reads_naturally() {
-        assert_eq!(describe_duration(Duration::from_secs(3600)), "1 hora");
-        assert_eq!(describe_duration(Duration::from_secs(7200)), "2 horas");
-        assert_eq!(describe_duration(Duration::from_secs(1800)), "30 minutos");
-        assert_eq!(
-            describe_duration(Duration::from_secs(90 * 60)),
-            "90 minutos"
-        );
+    fn the_key_is_not_the_jwt_secret_itself() {
+        let secret = [7u8; 32];
+        assert_ne!(ResetKey::derive(&secret).0, secret);
+        assert!(!format!("{:?}", ResetKey::derive(&secret)).contains('7'));
     }
 }

@@ -2,8 +2,8 @@
 //! and erasure by anonymisation (art. 18, IV and VI). Both are recorded in `lgpd_requests`.
 //!
 //! The export is one JSON document. Its sections are: the profile, the address book, the
-//! password reset requests, earlier privacy requests, and the rows of every table listed in
-//! [`USER_OWNED_TABLES`]. To export a new area, add a section to [`export`] or, for a table
+//! password reset requests, earlier privacy requests, the orders with their payments and
+//! invoices, and the rows of every table listed in [`USER_OWNED_TABLES`]. To export a new area, add a section to [`export`] or, for a table
 //! whose rows simply belong to a user by `user_id`, a line to that list.
 
 use chrono::{DateTime, Utc};
@@ -12,11 +12,17 @@ use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::{Error, Result};
+use crate::{Error, Result, jobs::scrub_outbox::ScrubOutbox, mail::recipient_digest};
 
 /// Tables of other areas whose rows belong to a user through a `user_id` column. Each is
 /// exported as stored; one that does not exist (yet) exports as an empty list.
-pub const USER_OWNED_TABLES: &[&str] = &["carts", "cart_items", "idempotency_keys"];
+pub const USER_OWNED_TABLES: &[&str] = &[
+    "carts",
+    "cart_items",
+    "idempotency_keys",
+    "sessions",
+    "email_changes",
+];
 
 #[derive(Debug, Serialize)]
 struct StoredProfile {
@@ -93,6 +99,14 @@ pub async fn export(conn: &mut PgConnection, user_id: Uuid) -> Result<Value> {
         "orders".into(),
         crate::orders::privacy::export_for_user(&mut tx, user_id).await?,
     );
+    document.insert(
+        "payments".into(),
+        crate::orders::privacy::payments_for_user(&mut tx, user_id).await?,
+    );
+    document.insert(
+        "invoices".into(),
+        crate::orders::privacy::invoices_for_user(&mut tx, user_id).await?,
+    );
     for table in USER_OWNED_TABLES {
         document.insert(
             (*table).into(),
@@ -149,20 +163,35 @@ async fn rows_of_user(conn: &mut PgConnection, table: &str, user_id: Uuid) -> Re
 /// The name an anonymised account keeps (the column is required).
 pub const ANONYMISED_NAME: &str = "Conta removida";
 
+/// How long after an erasure the outbox is scrubbed: long enough for an e-mail that was
+/// being sent at that moment (left to finish, see below) to have landed.
+const OUTBOX_SCRUB_DELAY: chrono::Duration = chrono::Duration::minutes(2);
+
 /// Anonymises an active account (LGPD erasure). Name, e-mail, CPF and password are replaced
-/// irreversibly; addresses, reset tokens, the cart, stored idempotent answers and e-mails
-/// still queued for the account are deleted; the row itself stays (with `deleted_at`) because orders and invoices refer to it
-/// and fiscal law requires keeping them. Logged in `lgpd_requests` with what was kept and
-/// why. Login and every existing token stop working.
+/// irreversibly; addresses, reset tokens, sessions, earlier addresses, the cart, stored
+/// idempotent answers and e-mails queued for any of the account's addresses are deleted;
+/// the bodies of webhooks about its payments lose the buyer's personal fields; a job deletes
+/// the outbox copies of mail sent to it. The row itself stays (with `deleted_at`) because
+/// orders and invoices refer to it and fiscal law requires keeping them. Logged in
+/// `lgpd_requests` with what was kept and why. Login and every existing token stop working.
 pub async fn anonymise(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
     let mut tx = conn.begin().await?;
-    let email = sqlx::query_scalar!(
-        "SELECT email FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+    let person = sqlx::query!(
+        "SELECT name, email, cpf FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
         user_id
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::NotFound)?;
+    let mut emails = sqlx::query_scalar!(
+        "SELECT old_email FROM email_changes WHERE user_id = $1",
+        user_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    emails.push(person.email.clone());
+    emails.sort();
+    emails.dedup();
 
     let placeholder = format!("deleted-{}@anonymized.invalid", Uuid::new_v4());
     sqlx::query!(
@@ -195,6 +224,14 @@ pub async fn anonymise(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let sessions = sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let earlier_emails = sqlx::query!("DELETE FROM email_changes WHERE user_id = $1", user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     // The cart says what the person was about to buy; stored answers to repeated requests
     // hold the order's address snapshot. Neither is a record anyone must keep.
     let carts = sqlx::query!("DELETE FROM carts WHERE user_id = $1", user_id)
@@ -205,37 +242,68 @@ pub async fn anonymise(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    // Queued e-mails carry the address; one being sent right now is left to finish.
-    let queued_emails = sqlx::query!(
+    // E-mail jobs (queued, sent or failed) carry the address and the message; one being sent
+    // right now is left to finish, and the outbox scrub below runs after it.
+    let email_jobs = sqlx::query!(
         r#"
         DELETE FROM apalis.jobs
         WHERE job_type = $1 AND status <> 'Running'
-          AND position(convert_to('"' || $2 || '"', 'UTF8') IN job) > 0
+          AND EXISTS (
+              SELECT 1 FROM unnest($2::text[]) AS address
+              WHERE position(convert_to(to_jsonb(address)::text, 'UTF8') IN job) > 0)
         "#,
         <crate::jobs::send_email::SendEmail as crate::jobs::Job>::NAME,
-        email
+        &emails
     )
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let webhook_bodies = crate::payments::privacy::redact_webhook_bodies(
+        &mut tx,
+        user_id,
+        &crate::payments::privacy::Identifiers {
+            emails: emails.clone(),
+            name: Some(person.name.clone()),
+            cpf: person.cpf.clone(),
+        },
+    )
+    .await?;
+    crate::jobs::enqueue_at(
+        &mut tx,
+        &ScrubOutbox {
+            recipients: emails.iter().map(|e| recipient_digest(e)).collect(),
+        },
+        Some(Utc::now() + OUTBOX_SCRUB_DELAY),
+    )
+    .await?;
 
     let details = json!({
         "scrubbed": ["name", "email", "cpf", "password"],
         "deleted": {
             "addresses": addresses,
             "password_reset_tokens": reset_tokens,
+            "sessions": sessions,
+            "earlier_emails": earlier_emails,
             "carts": carts,
             "idempotency_keys": idempotency_keys,
-            "queued_emails": queued_emails,
+            "email_jobs": email_jobs,
         },
+        "redacted": {
+            "webhook_bodies": webhook_bodies,
+        },
+        "scheduled": ["outbox copies of mail sent to the account's addresses (scrub_outbox job)"],
         "kept": [
             {
                 "data": "account id, role and timestamps (no personal data)",
                 "reason": "orders, payments and invoices refer to the account",
             },
             {
-                "data": "orders and invoices, with the name, CPF and address snapshots taken at checkout",
-                "reason": "fiscal records must be kept for the period the law requires (LGPD art. 16, I: compliance with a legal obligation; CTN art. 173 and 195)",
+                "data": "orders, payments and invoices (NF-e), with the name, CPF and address snapshots taken at checkout",
+                "reason": "fiscal records must be kept for at least 5 years (LGPD art. 16, I: compliance with a legal obligation; CTN art. 173, 174 and 195; the NF-e XML custody rule)",
+            },
+            {
+                "data": "webhook events of the payments (ids, types, outcomes, amounts, timestamps; personal fields removed)",
+                "reason": "evidence of how each payment was settled, part of the fiscal record",
             },
             {
                 "data": "this record and earlier privacy requests",

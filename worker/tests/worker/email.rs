@@ -1,14 +1,18 @@
 //! The e-mail job against a recording mailer: sent once with the job id as idempotency key,
-//! provider outages retried, rejections failed at once.
+//! provider outages retried, rejections failed at once; reset links derived when sent.
 
 use std::{sync::Arc, time::Duration};
 
 use cart_core::{
     http_client::ProviderError,
-    jobs::send_email::SendEmail,
+    jobs::{send_email::SendEmail, send_password_reset::SendPasswordReset},
     mail::templates::{Branding, PasswordReset, Templates},
+    users::password_reset::{self, ResetKey},
 };
-use cart_worker::Runtime;
+use cart_worker::{
+    Runtime,
+    handler::{JobHandler, Run},
+};
 use sqlx::PgPool;
 
 use crate::helpers::{self, RecordingMailer, status, wait_for_status};
@@ -103,5 +107,89 @@ async fn an_email_with_a_key_is_enqueued_once(pool: PgPool) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// A customer with a pending reset request made under `key`; answers the request id.
+async fn reset_requested(pool: &PgPool, key: &ResetKey) -> uuid::Uuid {
+    sqlx::query(
+        "INSERT INTO users (id, name, email, password_hash)
+         VALUES ('00000000-0000-7000-8000-000000000001', 'Ana Souza', 'ana@example.com', 'x')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    password_reset::request_reset(
+        &mut conn,
+        password_reset::ForgotPassword {
+            email: "ana@example.com".into(),
+        },
+        key,
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    sqlx::query_scalar("SELECT id FROM password_reset_tokens")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+fn run(job_id: &str) -> Run {
+    Run {
+        job_id: job_id.into(),
+        attempt: 1,
+        max_attempts: 10,
+        request_id: "test".into(),
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_retried_reset_job_sends_the_same_link_under_the_same_key(pool: PgPool) {
+    helpers::setup(&pool).await;
+    let key = ResetKey::derive(helpers::RESET_SECRET);
+    let reset_id = reset_requested(&pool, &key).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = helpers::deps(&pool, mailer.clone());
+    for _ in 0..2 {
+        SendPasswordReset { reset_id }
+            .run(&deps, &run("job-1"))
+            .await
+            .unwrap();
+    }
+    let sent = mailer.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0], sent[1]);
+    let (message, idempotency_key) = &sent[0];
+    assert_eq!(idempotency_key, "job-1");
+    assert_eq!(message.to, "ana@example.com");
+    assert_eq!(message.tag, "password_reset");
+    assert!(message.text.contains("Olá, Ana!"), "{}", message.text);
+    assert!(message.text.contains("1 hora"), "{}", message.text);
+    assert!(
+        message
+            .text
+            .contains(&format!("?token={}", key.token_for(reset_id))),
+        "{}",
+        message.text
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn after_a_jwt_secret_change_an_old_reset_request_sends_nothing(pool: PgPool) {
+    helpers::setup(&pool).await;
+    let before = ResetKey::derive(b"the-secret-before-the-rotation-0123456789");
+    let reset_id = reset_requested(&pool, &before).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    // The worker now runs with the new secret (helpers::RESET_SECRET).
+    let deps = helpers::deps(&pool, mailer.clone());
+    SendPasswordReset { reset_id }
+        .run(&deps, &run("job-1"))
+        .await
+        .unwrap();
+    assert!(
+        mailer.sent().is_empty(),
+        "a link that cannot work is not sent"
     );
 }

@@ -76,8 +76,12 @@ pub fn deps(pool: &PgPool, mailer: Arc<RecordingMailer>) -> Deps {
         mailer,
         settings: Arc::new(settings()),
         payments: Arc::new(cart_worker::deps::PaymentDeps::for_tests()),
+        reset_key: cart_core::users::password_reset::ResetKey::derive(RESET_SECRET),
     }
 }
+
+/// The `JWT_SECRET` the test workers derive reset links from.
+pub const RESET_SECRET: &[u8] = b"worker-test-secret-0123456789abcdef";
 
 pub fn start(pool: &PgPool) -> Runtime {
     Runtime::start(

@@ -163,6 +163,63 @@ async fn purging_reset_tokens_keeps_only_the_usable_ones(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn purging_sessions_keeps_only_the_open_ones(pool: PgPool) {
+    helpers::setup(&pool).await;
+    sqlx::query(
+        "INSERT INTO users (id, name, email, password_hash)
+         VALUES ('00000000-0000-7000-8000-000000000001', 'Ana', 'ana@example.com', 'x')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (id, expires, revoked) in [
+        ("00000000-0000-7000-8000-0000000000b1", "1 hour", false),
+        ("00000000-0000-7000-8000-0000000000b2", "-1 minute", false),
+        ("00000000-0000-7000-8000-0000000000b3", "1 hour", true),
+    ] {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, expires_at, revoked_at)
+             VALUES ($1::uuid, '00000000-0000-7000-8000-000000000001',
+                     now() + $2::interval, CASE WHEN $3 THEN now() END)",
+        )
+        .bind(id)
+        .bind(expires)
+        .bind(revoked)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let deps = Deps {
+        settings: Arc::new(cart_worker::JobSettings {
+            prune_batch: 1,
+            ..helpers::settings()
+        }),
+        ..helpers::deps(&pool, Arc::new(RecordingMailer::default()))
+    };
+    let run = Run {
+        job_id: "test".into(),
+        attempt: 1,
+        max_attempts: 3,
+        request_id: "test".into(),
+    };
+    cart_core::jobs::maintenance::PurgeSessions {
+        tick: chrono::Utc::now(),
+    }
+    .run(&deps, &run)
+    .await
+    .unwrap();
+
+    let left: Vec<String> = sqlx::query_scalar("SELECT id::text FROM sessions ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        vec!["00000000-0000-7000-8000-0000000000b1".to_owned()]
+    );
+}
+
+#[sqlx::test(migrations = false)]
 async fn purging_abandoned_carts_keeps_the_recent_ones(pool: PgPool) {
     helpers::setup(&pool).await;
     for (id, email, age) in [

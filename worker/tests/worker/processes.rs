@@ -19,6 +19,10 @@ impl WorkerProcess {
             .arg("run")
             .env("DATABASE_URL", helpers::database_url(pool))
             .env("WORKER_TEST_JOBS", "true")
+            .env(
+                "JWT_SECRET",
+                std::str::from_utf8(helpers::RESET_SECRET).expect("an ASCII secret"),
+            )
             .env("WORKER_TICKERS", "false")
             .env("WORKER_PORT", "0")
             .env("WORKER_CONCURRENCY", "8")

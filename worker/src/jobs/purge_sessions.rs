@@ -1,0 +1,28 @@
+//! Deletes sessions that can no longer be used (expired or ended). A token naming a deleted
+//! session is refused the same way, so this only keeps the table, and the per-request
+//! lookup's index, small.
+
+use cart_core::{jobs::maintenance::PurgeSessions, users::sessions};
+
+use crate::{
+    deps::Deps,
+    error::JobError,
+    handler::{JobHandler, Run},
+};
+
+impl JobHandler for PurgeSessions {
+    async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
+        let batch = deps.settings.prune_batch.max(1);
+        let mut purged = 0;
+        loop {
+            let mut conn = deps.pool.acquire().await?;
+            let deleted = sessions::purge_unusable(&mut conn, batch).await?;
+            purged += deleted;
+            if deleted < u64::try_from(batch).unwrap_or(u64::MAX) {
+                break;
+            }
+        }
+        tracing::info!(purged, "purged unusable sessions");
+        Ok(())
+    }
+}
