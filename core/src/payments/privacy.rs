@@ -156,7 +156,7 @@ mod tests {
                     "phone": "+5511999999999",
                 },
             },
-            "pix": {"time": "2026-12-01T10:00:00Z", "endToEndId": "E123",
+            "pix": {"value": 12990, "time": "2026-12-01T10:00:00Z", "endToEndId": "E123",
                     "payer": {"name": "Maria Silva", "payer_name": "Maria Silva"}},
             "note": "pago por maria@example.com",
         });
@@ -178,6 +178,7 @@ mod tests {
         );
         assert_eq!(redacted["charge"]["value"], 12990);
         assert_eq!(redacted["pix"]["time"], "2026-12-01T10:00:00Z");
+        assert_eq!(redacted["pix"]["value"], 12990);
         assert_eq!(redacted["pix"]["endToEndId"], "E123");
         assert_eq!(redacted["note"], REMOVED);
         // What reconciliation reads still parses.
