@@ -5,6 +5,7 @@
 //! Anyone else's id answers 404, exactly as an id that does not exist.
 
 use axum::{extract::State, http::StatusCode};
+use cart_core::rate_limits::{self, Verdict};
 use cart_core::users::{
     self, ProfileUpdate, User,
     addresses::{self, Address, AddressInput},
@@ -72,6 +73,7 @@ pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> ApiResul
         (status = 403, body = Problem, description = "a new e-mail without the right `current_password`; nothing changed"),
         (status = 409, body = Problem, description = "e-mail already registered"),
         (status = 422, body = Problem, description = "invalid name, e-mail or CPF"),
+        (status = 429, body = Problem, description = "too many failed password checks for this account (shared with login); retry after `Retry-After`"),
     ))]
 pub async fn update_me(
     State(state): State<AppState>,
@@ -86,9 +88,36 @@ pub async fn update_me(
         user_id: caller.id,
         session_id: caller.session_id,
     };
-    Ok(Json(
-        users::update_profile(&state.db, &deps, caller, update).await?,
-    ))
+    // A stolen token must not make a password oracle: each `current_password` checked spends
+    // the account's failed-login budget, exactly as a login does, and only a wrong one keeps it
+    // spent.
+    let budget = match (
+        update.current_password.is_some(),
+        state.config.rate_limits.failed_logins(),
+    ) {
+        (true, Some(quota)) => {
+            let mut conn = state.db.acquire().await?;
+            let email = users::find(&mut conn, caller.user_id).await?.email;
+            drop(conn);
+            let account = rate_limits::account_key(&email);
+            if let Verdict::Exhausted { retry_after } =
+                rate_limits::take(&state.db, rate_limits::FAILED_LOGINS, &account, quota).await?
+            {
+                return Err(ApiError::TooManyRequests { retry_after });
+            }
+            Some((account, quota))
+        }
+        _ => None,
+    };
+    let outcome = users::update_profile(&state.db, &deps, caller, update).await;
+    if let Some((account, quota)) = budget
+        && !matches!(outcome, Err(cart_core::Error::Forbidden))
+        && let Err(e) =
+            rate_limits::give_back(&state.db, rate_limits::FAILED_LOGINS, &account, quota).await
+    {
+        tracing::warn!(error = %e, "could not give back a password check");
+    }
+    Ok(Json(outcome?))
 }
 
 /// Anonymise the caller's account (LGPD erasure). Personal data is scrubbed irreversibly,

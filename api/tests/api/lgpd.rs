@@ -47,9 +47,9 @@ async fn pay_and_invoice(pool: &PgPool, order_id: Uuid, txid: &str) -> Uuid {
     let payment_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO payments (id, order_id, method, provider, amount_cents, status, txid,
-                               client_secret, paid_amount_cents, paid_at)
+                               client_secret, paid_amount_cents, paid_at, error)
          VALUES ($1, $2, 'pix', 'sandbox_pix', 7490, 'paid', $3, 'pi_secret_do_not_export',
-                 7490, now())",
+                 7490, now(), 'Invalid API Key provided: sk_live_do_not_export')",
     )
     .bind(payment_id)
     .bind(order_id)
@@ -113,6 +113,8 @@ async fn the_export_holds_payments_and_invoices_without_provider_secrets(pool: P
     assert_eq!(payments[0]["amount_cents"], 7490);
     assert!(payments[0].get("client_secret").is_none());
     assert!(!res.text.contains("pi_secret_do_not_export"));
+    // The provider's own text (here quoting a key) is for admins, never for the buyer.
+    assert!(!res.text.contains("sk_live_do_not_export"), "{}", res.text);
     let invoices = res.body["invoices"].as_array().unwrap();
     assert_eq!(invoices.len(), 1);
     assert_eq!(invoices[0]["order_id"], order_id.to_string());

@@ -266,3 +266,35 @@ async fn successful_logins_do_not_spend_the_account_budget(pool: PgPool) {
     }
     assert_rate_limited(&login_as(&app, &ana.email, &ana.password, Some("198.51.102.1")).await);
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_stolen_token_cannot_guess_the_password_through_an_email_change(pool: PgPool) {
+    let app = app_behind_proxy_range(pool).await;
+    let ana = app.register_user("ana@example.com").await;
+    // With the token alone, each guess at `current_password` spends the account's budget.
+    for n in 0..10 {
+        app.put(
+            "/api/users/me",
+            &json!({"email": format!("thief{n}@example.com"), "current_password": "guess"}),
+            Some(&ana.token),
+        )
+        .await
+        .assert_problem(403);
+    }
+    // The right password is refused now, here and at login alike; nothing changed.
+    let res = app
+        .put(
+            "/api/users/me",
+            &json!({"email": "thief@example.com", "current_password": ana.password}),
+            Some(&ana.token),
+        )
+        .await;
+    assert_rate_limited(&res);
+    assert_rate_limited(&login_as(&app, &ana.email, &ana.password, Some("203.0.113.9")).await);
+    let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(ana.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(email, "ana@example.com");
+}

@@ -410,11 +410,16 @@ async fn woovi_charge(server: &MockServer, payment_id: Uuid, response: ResponseT
 
 /// The body of Woovi's charge GET (integrations.md §3a).
 fn woovi_charge_body(payment_id: Uuid, status: &str, value: i64) -> Value {
+    woovi_charge_paid(payment_id, status, value, value)
+}
+
+/// Woovi's charge GET where the Pix method paid `paid` of the charge's `value`.
+fn woovi_charge_paid(payment_id: Uuid, status: &str, value: i64, paid: i64) -> Value {
     json!({"charge": {
         "status": status, "value": value, "correlationID": payment_id.to_string(),
         "globalID": "Q2hhcmdlOjYwM2U3NDlhNDI1NjAyYmJiZjRlN2JlZA==",
         "transactionID": "9134e2866f71427abf00241681624586",
-        "paymentMethods": {"pix": {"value": value, "status": status,
+        "paymentMethods": {"pix": {"value": paid, "status": status,
             "txId": "9134e2866f71427abf00241681624586"}}
     }})
 }
@@ -422,11 +427,20 @@ fn woovi_charge_body(payment_id: Uuid, status: &str, value: i64) -> Value {
 /// A signed `OPENPIX:CHARGE_COMPLETED` for `payment_id`: the charge asked `asked`, the Pix
 /// transaction paid `paid`.
 fn openpix_paid(payment_id: Uuid, asked: i64, paid: i64) -> (Vec<u8>, String) {
+    openpix_paid_by(
+        payment_id,
+        asked,
+        paid,
+        &format!("E{}", payment_id.simple()),
+    )
+}
+
+/// Like [`openpix_paid`], naming the Pix transaction `end_to_end`.
+fn openpix_paid_by(payment_id: Uuid, asked: i64, paid: i64, end_to_end: &str) -> (Vec<u8>, String) {
     let body = serde_json::to_vec(&json!({
         "event": "OPENPIX:CHARGE_COMPLETED",
         "charge": {"correlationID": payment_id.to_string(), "value": asked, "status": "COMPLETED"},
-        "pix": {"value": paid, "time": "2026-11-25T12:05:00Z",
-                "endToEndId": format!("E{}", payment_id.simple())},
+        "pix": {"value": paid, "time": "2026-11-25T12:05:00Z", "endToEndId": end_to_end},
         "company": {"id": "another-woovi-account"}
     }))
     .unwrap();
@@ -530,7 +544,7 @@ async fn a_forged_openpix_event_that_our_account_does_not_confirm_changes_nothin
     let world = World::start(pool, openpix_settings(&server), false).await;
     let app = &world.app;
     // Someone else's Woovi account made and paid a charge carrying our payment id; ours
-    // has no such charge, or has it unpaid, or for another value.
+    // has no such charge, or let it expire unpaid, or has it for another value.
     let (not_ours, not_ours_payment) = started_payment(&world, PaymentMethod::Pix).await;
     woovi_charge(
         &server,
@@ -544,7 +558,7 @@ async fn a_forged_openpix_event_that_our_account_does_not_confirm_changes_nothin
         unpaid_payment,
         ResponseTemplate::new(200).set_body_json(woovi_charge_body(
             unpaid_payment,
-            "ACTIVE",
+            "EXPIRED",
             ORDER_TOTAL,
         )),
     )
@@ -641,11 +655,42 @@ async fn an_openpix_event_our_account_confirms_pays_and_an_outage_is_retried(poo
 }
 
 #[sqlx::test(migrations = false)]
-async fn openpix_pays_what_the_pix_transaction_carried(pool: PgPool) {
+async fn a_forged_event_before_the_payment_neither_pays_nor_shadows_the_genuine_one(pool: PgPool) {
     let server = woovi().await;
     let world = World::start(pool, openpix_settings(&server), false).await;
     let app = &world.app;
     let (order_id, payment_id) = started_payment(&world, PaymentMethod::Pix).await;
+    woovi_charge(
+        &server,
+        payment_id,
+        ResponseTemplate::new(200).set_body_json(woovi_charge_body(
+            payment_id,
+            "ACTIVE",
+            ORDER_TOTAL,
+        )),
+    )
+    .await;
+    // Another Woovi account's signed event names our charge before the buyer has paid.
+    post_openpix(
+        &world,
+        openpix_paid_by(payment_id, ORDER_TOTAL, 1, "E-forged"),
+    )
+    .await;
+    let forged = event_ids(&app.pool).await[0];
+    let providers = &app.state.config.payments.providers;
+    let mut conn = app.pool.acquire().await.unwrap();
+    let err = reconcile::reconcile_webhook_event(&mut conn, &templates(), providers, forged)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, cart_core::Error::TryAgain(_)), "{err:?}");
+    assert_eq!(outcomes(&app.pool).await, vec![None]);
+    assert_eq!(
+        order_state(&app.pool, order_id).await,
+        ("pending_payment".into(), "pending_payment".into())
+    );
+
+    // The buyer pays: Woovi's genuine event is stored beside it, not dropped as a duplicate.
+    server.reset().await;
     woovi_charge(
         &server,
         payment_id,
@@ -658,21 +703,93 @@ async fn openpix_pays_what_the_pix_transaction_carried(pool: PgPool) {
     .await;
     post_openpix(
         &world,
-        openpix_paid(payment_id, ORDER_TOTAL, ORDER_TOTAL - 1000),
+        openpix_paid_by(payment_id, ORDER_TOTAL, ORDER_TOTAL, "E-genuine"),
     )
     .await;
-    assert_eq!(reconcile_all(&world).await, vec![Outcome::AmountMismatch]);
+    assert_eq!(event_ids(&app.pool).await.len(), 2);
+    // The forged event's retry now finds the charge paid in our account and records what our
+    // account says was paid, not its own 1 centavo; the genuine one then changes nothing.
+    assert_eq!(
+        reconcile_all(&world).await,
+        vec![Outcome::Paid, Outcome::AlreadyApplied]
+    );
     assert_eq!(
         order_state(&app.pool, order_id).await,
+        ("processing".into(), "paid".into())
+    );
+    assert_eq!(paid_amount(&app.pool, payment_id).await, Some(ORDER_TOTAL));
+    world.stop().await;
+}
+
+async fn paid_amount(pool: &PgPool, payment_id: Uuid) -> Option<i64> {
+    sqlx::query_scalar("SELECT paid_amount_cents FROM payments WHERE id = $1")
+        .bind(payment_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn openpix_records_what_our_account_shows_paid_not_what_the_body_says(pool: PgPool) {
+    let server = woovi().await;
+    let world = World::start(pool, openpix_settings(&server), false).await;
+    let app = &world.app;
+    // Paid in full in our account; the event's body claims less.
+    let (full_order, full_payment) = started_payment(&world, PaymentMethod::Pix).await;
+    woovi_charge(
+        &server,
+        full_payment,
+        ResponseTemplate::new(200).set_body_json(woovi_charge_body(
+            full_payment,
+            "COMPLETED",
+            ORDER_TOTAL,
+        )),
+    )
+    .await;
+    post_openpix(
+        &world,
+        openpix_paid(full_payment, ORDER_TOTAL, ORDER_TOTAL - 1000),
+    )
+    .await;
+    // Our account's Pix method paid less than the charge; the event's body claims the total.
+    let (short_order, short_payment) = started_payment(&world, PaymentMethod::Pix).await;
+    woovi_charge(
+        &server,
+        short_payment,
+        ResponseTemplate::new(200).set_body_json(woovi_charge_paid(
+            short_payment,
+            "COMPLETED",
+            ORDER_TOTAL,
+            ORDER_TOTAL - 1000,
+        )),
+    )
+    .await;
+    post_openpix(
+        &world,
+        openpix_paid(short_payment, ORDER_TOTAL, ORDER_TOTAL),
+    )
+    .await;
+
+    assert_eq!(
+        reconcile_all(&world).await,
+        vec![Outcome::Paid, Outcome::AmountMismatch]
+    );
+    assert_eq!(
+        order_state(&app.pool, full_order).await,
+        ("processing".into(), "paid".into())
+    );
+    assert_eq!(
+        paid_amount(&app.pool, full_payment).await,
+        Some(ORDER_TOTAL)
+    );
+    assert_eq!(
+        order_state(&app.pool, short_order).await,
         ("pending_payment".into(), "pending_payment".into())
     );
-    let paid: Option<i64> =
-        sqlx::query_scalar("SELECT paid_amount_cents FROM payments WHERE id = $1")
-            .bind(payment_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(paid, Some(ORDER_TOTAL - 1000));
+    assert_eq!(
+        paid_amount(&app.pool, short_payment).await,
+        Some(ORDER_TOTAL - 1000)
+    );
     world.stop().await;
 }
 

@@ -31,10 +31,11 @@ pub async fn export_for_user(conn: &mut PgConnection, user_id: Uuid) -> Result<V
 }
 
 /// The payments of the user's orders, oldest first, as stored but for what only the payment
-/// provider and the paying browser may see (`client_secret`).
+/// provider and the paying browser may see (`client_secret`) and the provider's own error
+/// text (`error`, which may quote our credentials: buyers see a generic reason instead).
 pub async fn payments_for_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Value> {
     let payments = sqlx::query_scalar!(
-        r#"SELECT COALESCE(jsonb_agg(to_jsonb(p) - 'client_secret'
+        r#"SELECT COALESCE(jsonb_agg(to_jsonb(p) - 'client_secret' - 'error'
                                      ORDER BY p.created_at, p.id), '[]'::jsonb) AS "payments!"
            FROM payments p JOIN orders o ON o.id = p.order_id
            WHERE o.user_id = $1"#,
@@ -45,10 +46,11 @@ pub async fn payments_for_user(conn: &mut PgConnection, user_id: Uuid) -> Result
     Ok(payments)
 }
 
-/// The invoices (NF-e) of the user's orders, oldest first, as stored.
+/// The invoices (NF-e) of the user's orders, oldest first, as stored but for the provider's
+/// own text about a rejection (`message`), which is for operators.
 pub async fn invoices_for_user(conn: &mut PgConnection, user_id: Uuid) -> Result<Value> {
     let invoices = sqlx::query_scalar!(
-        r#"SELECT COALESCE(jsonb_agg(to_jsonb(i) ORDER BY i.created_at, i.id), '[]'::jsonb)
+        r#"SELECT COALESCE(jsonb_agg(to_jsonb(i) - 'message' ORDER BY i.created_at, i.id), '[]'::jsonb)
                   AS "invoices!"
            FROM invoices i JOIN orders o ON o.id = i.order_id
            WHERE o.user_id = $1"#,

@@ -116,9 +116,16 @@ pub struct ChargeStatus {
     pub status: String,
     pub value: Option<i64>,
     pub correlation_id: Option<String>,
+    /// `paymentMethods.pix.value`: what the Pix transaction behind the charge paid.
+    pub paid_value: Option<i64>,
 }
 
 impl ChargeStatus {
+    /// What our own account says was paid: the Pix method's value, else the charge's.
+    pub fn paid_cents(&self) -> Option<i64> {
+        self.paid_value.or(self.value)
+    }
+
     /// Whether this charge shows `correlation_id` paid in full for `value_cents`: `None` when
     /// it does, otherwise why not (for the webhook event's record and the logs).
     pub fn unconfirmed_reason(&self, correlation_id: &str, value_cents: i64) -> Option<String> {
@@ -149,6 +156,20 @@ struct FetchedCharge {
     value: Option<i64>,
     #[serde(rename = "correlationID")]
     correlation_id: Option<String>,
+    #[serde(rename = "paymentMethods", default)]
+    payment_methods: Option<FetchedMethods>,
+}
+
+#[derive(Deserialize)]
+struct FetchedMethods {
+    #[serde(default)]
+    pix: Option<FetchedPix>,
+}
+
+#[derive(Deserialize)]
+struct FetchedPix {
+    #[serde(default)]
+    value: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +227,9 @@ impl OpenPixClient {
             status: http::required(NAME, "charge.status", charge.status)?,
             value: charge.value,
             correlation_id: charge.correlation_id,
+            paid_value: charge
+                .payment_methods
+                .and_then(|methods| methods.pix?.value),
         }))
     }
 }

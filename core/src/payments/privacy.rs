@@ -46,8 +46,9 @@ impl Identifiers {
 /// The replacement of a removed string.
 const REMOVED: &str = "[removido]";
 
-/// Redacts the stored bodies of the webhooks about `user_id`'s payments, and of any webhook
-/// naming the person. Returns how many bodies changed.
+/// Redacts the stored bodies of the webhooks about `user_id`'s payments. Returns how many
+/// bodies changed. Only those: an event about another customer's payment is never touched,
+/// even when some string in it happens to contain this person's name or digits.
 pub async fn redact_webhook_bodies(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -55,7 +56,7 @@ pub async fn redact_webhook_bodies(
 ) -> Result<u64> {
     let needles = person.needles();
     // Events do not reference payments by key: a body names the payment by our id, its txid
-    // or the provider's reference, or names the person. A scan, but erasures are rare.
+    // or the provider's reference. A scan, but erasures are rare.
     let events = sqlx::query!(
         r#"
         SELECT w.id, w.body FROM webhook_events w
@@ -65,13 +66,9 @@ pub async fn redact_webhook_bodies(
                   AND (position(convert_to(p.id::text, 'UTF8') IN w.body) > 0
                        OR position(convert_to(p.txid, 'UTF8') IN w.body) > 0
                        OR position(convert_to(p.provider_reference, 'UTF8') IN w.body) > 0))
-           OR EXISTS (
-                SELECT 1 FROM unnest($2::text[]) AS needle
-                WHERE position(convert_to(needle, 'UTF8') IN w.body) > 0)
         FOR UPDATE OF w
         "#,
         user_id,
-        &needles,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -110,14 +107,23 @@ fn redact_value(value: &mut Value, needles: &[String]) {
             map.values_mut().for_each(|v| redact_value(v, needles));
         }
         Value::Array(items) => items.iter_mut().for_each(|v| redact_value(v, needles)),
-        Value::String(text) => {
-            let lower = text.to_lowercase();
-            if needles.iter().any(|n| lower.contains(&n.to_lowercase())) {
-                *text = REMOVED.to_owned();
-            }
+        Value::String(text) if needles.iter().any(|needle| names(text, needle)) => {
+            *text = REMOVED.to_owned();
         }
         _ => {}
     }
+}
+
+/// Whether `text` contains `needle` as a whole (case aside): not inside a longer run of
+/// letters and digits, so that a CPF's digits inside a transaction id, or a short name
+/// inside a word, leave that string alone.
+fn names(text: &str, needle: &str) -> bool {
+    let (text, needle) = (text.to_lowercase(), needle.to_lowercase());
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(&needle).any(|(at, _)| {
+        !is_word(text[..at].chars().next_back())
+            && !is_word(text[at + needle.len()..].chars().next())
+    })
 }
 
 /// `name`, `payer_name`, `email`, `receipt_email`, `taxID`, `cpf`, `phone`, `address`…
@@ -194,6 +200,23 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn digits_or_letters_inside_a_longer_id_are_not_a_match() {
+        let needles = Identifiers {
+            emails: vec![],
+            name: Some("Maria Silva".into()),
+            cpf: Some("52998224725".into()),
+        }
+        .needles();
+        let body = json!({"pix": {"endToEndId": "E52998224725202612011000",
+                                  "txid": "MariaSilvaStore01", "note": "CPF 529.982.247-25"}});
+        let redacted: Value =
+            serde_json::from_slice(&redact_body(body.to_string().as_bytes(), &needles)).unwrap();
+        assert_eq!(redacted["pix"]["endToEndId"], "E52998224725202612011000");
+        assert_eq!(redacted["pix"]["txid"], "MariaSilvaStore01");
+        assert_eq!(redacted["pix"]["note"], REMOVED);
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub async fn reconcile_webhook_event(
     let source = WebhookSource::parse(&event.provider)
         .ok_or_else(|| Error::BadRequest(format!("unknown provider {}", event.provider)))?;
     let parsed = webhooks::parse(source, &event.body)?;
-    let unconfirmed = confirm(conn, providers, source, &parsed.event).await?;
+    let confirmation = confirm(conn, providers, source, &parsed.event).await?;
 
     let mut tx = conn.begin().await?;
     let processed = sqlx::query_scalar!(
@@ -107,13 +107,27 @@ pub async fn reconcile_webhook_event(
         tx.commit().await?;
         return Ok(Outcome::AlreadyApplied);
     }
-    let outcome = match unconfirmed {
-        Some(reason) => {
+    let outcome = match confirmation {
+        Confirmation::Refused(reason) => {
             tracing::warn!(%webhook_event_id, provider = source.as_str(), reason,
                 "payment webhook not confirmed by the provider; nothing applied");
             Outcome::Unconfirmed
         }
-        None => apply(&mut tx, templates, source, &parsed.event).await?,
+        Confirmation::NotNeeded => apply(&mut tx, templates, source, &parsed.event).await?,
+        Confirmation::Confirmed { amount_cents } => {
+            // What our own account says was paid, not what the (unauthenticated) body says.
+            let event = match parsed.event {
+                PaymentEvent::Paid {
+                    lookup, paid_at, ..
+                } => PaymentEvent::Paid {
+                    lookup,
+                    amount_cents,
+                    paid_at,
+                },
+                other => other,
+            };
+            apply(&mut tx, templates, source, &event).await?
+        }
     };
     sqlx::query!(
         "UPDATE webhook_events SET processed_at = now(), outcome = $2 WHERE id = $1",
@@ -127,35 +141,66 @@ pub async fn reconcile_webhook_event(
     Ok(outcome)
 }
 
+/// What the provider, asked with our own credentials, says of a "paid" event.
+enum Confirmation {
+    /// The route's signature ties the event to our account (every route but OpenPix), or the
+    /// event is not about one of our payments of that route: `apply` decides.
+    NotNeeded,
+    /// Our own account shows the charge paid in full; this is the amount to record.
+    Confirmed { amount_cents: i64 },
+    /// Our own account does not show it paid: nothing moves.
+    Refused(String),
+}
+
 /// For an OpenPix "paid" event about one of our OpenPix payments: reads the charge back from
-/// our own Woovi account and answers why it does not confirm the event (`None`: it does).
-/// Woovi signs every account's webhooks with one shared key, so the signature alone proves
-/// nothing about whose charge was paid (see `openpix.rs`).
+/// our own Woovi account. Woovi signs every account's webhooks with one shared key, so the
+/// signature alone proves nothing about whose charge was paid (see `openpix.rs`).
+///
+/// A charge still `ACTIVE` is asked again later (a retryable error) rather than settled: the
+/// webhook may overtake the charge's own status, and a genuine event must not be lost to
+/// that race. The event id carries the Pix transaction (`parse_openpix`), so an event refused
+/// here never shadows the genuine one as a duplicate either.
 async fn confirm(
     conn: &mut PgConnection,
     providers: &PaymentProviders,
     source: WebhookSource,
     event: &PaymentEvent,
-) -> Result<Option<String>> {
+) -> Result<Confirmation> {
     let (WebhookSource::OpenPix, PaymentEvent::Paid { lookup, .. }) = (source, event) else {
-        return Ok(None);
+        return Ok(Confirmation::NotNeeded);
     };
     let Some(payment) = flow::fetch(conn, lookup_key(lookup), false).await? else {
-        return Ok(None); // `apply` records the unknown payment
+        return Ok(Confirmation::NotNeeded); // `apply` records the unknown payment
     };
     if !source.serves(&payment.provider) {
-        return Ok(None); // `apply` records the mismatch
+        return Ok(Confirmation::NotNeeded); // `apply` records the mismatch
     }
     let Some(client) = providers.openpix.as_ref() else {
-        return Ok(Some(
+        return Ok(Confirmation::Refused(
             "PIX_PROVIDER is not openpix: the charge cannot be checked".into(),
         ));
     };
     let correlation_id = payment.id.to_string();
-    Ok(match client.fetch_charge(&correlation_id).await? {
-        None => Some("our Woovi account has no such charge".into()),
-        Some(charge) => charge.unconfirmed_reason(&correlation_id, payment.amount_cents),
-    })
+    let Some(charge) = client.fetch_charge(&correlation_id).await? else {
+        return Ok(Confirmation::Refused(
+            "our Woovi account has no such charge".into(),
+        ));
+    };
+    if charge.status == "ACTIVE" {
+        return Err(Error::try_again(
+            "the charge is still ACTIVE in our Woovi account; asking again later",
+        ));
+    }
+    Ok(
+        match (
+            charge.unconfirmed_reason(&correlation_id, payment.amount_cents),
+            charge.paid_cents(),
+        ) {
+            (Some(reason), _) => Confirmation::Refused(reason),
+            (None, Some(amount_cents)) => Confirmation::Confirmed { amount_cents },
+            (None, None) => Confirmation::Refused("the charge states no value".into()),
+        },
+    )
 }
 
 /// Applies one payment event that came in on `source`'s route, inside the caller's

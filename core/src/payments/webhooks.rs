@@ -283,12 +283,15 @@ fn parse_openpix(body: &[u8]) -> Result<ParsedWebhook> {
         .and_then(|c| c.correlation_id.clone())
         .or_else(|| pix.and_then(|p| p.charge.as_ref()?.correlation_id.clone()));
     let end_to_end = pix.and_then(|p| p.end_to_end_id.clone().or(p.transaction_id.clone()));
-    // OpenPix signs no event id: the event plus what it is about identifies it.
-    let subject = correlation_id
-        .clone()
-        .or(end_to_end)
-        .unwrap_or_else(|| body_digest(body));
-    let event_id = format!("{}:{subject}", raw.event);
+    // OpenPix signs no event id: the event, the charge and the Pix transaction identify it
+    // (the body's digest where no transaction is named). The charge alone would not do: any
+    // Woovi account can send a signed event naming our charge, and had it been stored first,
+    // the genuine event would be dropped as its duplicate.
+    let transaction = end_to_end.unwrap_or_else(|| body_digest(body));
+    let event_id = match &correlation_id {
+        Some(charge) => format!("{}:{charge}:{transaction}", raw.event),
+        None => format!("{}:{transaction}", raw.event),
+    };
     let payment_id = correlation_id
         .as_deref()
         .and_then(|c| Uuid::parse_str(c).ok());
@@ -460,7 +463,7 @@ mod tests {
         let parsed = parse(WebhookSource::OpenPix, &body).unwrap();
         assert_eq!(
             parsed.event_id,
-            format!("OPENPIX:CHARGE_COMPLETED:{payment_id}")
+            format!("OPENPIX:CHARGE_COMPLETED:{payment_id}:E123")
         );
         assert!(matches!(
             parsed.event,
