@@ -177,6 +177,14 @@ struct ErrorAnswer {
     error: Option<String>,
 }
 
+/// Woovi's `{"error": "…"}`, or a summary of a body that is not one.
+fn error_message(body: &str) -> String {
+    serde_json::from_str::<ErrorAnswer>(body)
+        .ok()
+        .and_then(|e| e.error)
+        .unwrap_or_else(|| http::summary(body))
+}
+
 impl OpenPixClient {
     pub fn new(config: OpenPixConfig) -> Self {
         let http = http_client::build_client(config.timeout);
@@ -202,18 +210,12 @@ impl OpenPixClient {
             .header(AUTHORIZATION, self.config.app_id.expose_secret());
         let answer = http::send(call).await?;
         if matches!(answer.status.as_u16(), 400 | 404) {
-            let message = serde_json::from_str::<ErrorAnswer>(&answer.body)
-                .ok()
-                .and_then(|e| e.error)
-                .unwrap_or_else(|| http::summary(&answer.body));
+            let message = error_message(&answer.body);
             tracing::info!(status = answer.status.as_u16(), %message, "openpix: no such charge in our account");
             return Ok(None);
         }
         if !answer.status.is_success() {
-            let message = serde_json::from_str::<ErrorAnswer>(&answer.body)
-                .ok()
-                .and_then(|e| e.error)
-                .unwrap_or_else(|| http::summary(&answer.body));
+            let message = error_message(&answer.body);
             return Err(ProviderError::from_status(
                 answer.status,
                 format!("{NAME}: {message}"),
@@ -272,10 +274,7 @@ impl PixProvider for OpenPixClient {
             .json(&body);
         let answer = http::send(call).await?;
         if !answer.status.is_success() {
-            let message = serde_json::from_str::<ErrorAnswer>(&answer.body)
-                .ok()
-                .and_then(|e| e.error)
-                .unwrap_or_else(|| http::summary(&answer.body));
+            let message = error_message(&answer.body);
             return Err(ProviderError::from_status(
                 answer.status,
                 format!("{NAME}: {message}"),
