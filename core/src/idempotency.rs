@@ -218,11 +218,11 @@ impl crate::jobs::Job for PruneIdempotencyKeys {
     const MAX_ATTEMPTS: i32 = 3;
 
     fn idempotency_key(&self) -> Option<String> {
-        Some(crate::jobs::maintenance::tick_key(Self::NAME, self.tick))
+        Some(crate::jobs::tick_key(Self::NAME, self.tick))
     }
 }
 
-impl crate::jobs::maintenance::TickJob for PruneIdempotencyKeys {
+impl crate::jobs::TickJob for PruneIdempotencyKeys {
     const INTERVAL_VAR: &'static str = "TICK_PRUNE_IDEMPOTENCY_KEYS";
     const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 

@@ -27,5 +27,5 @@ pub mod validation;
 
 pub use error::{Error, Result};
 
-/// Our own migrations (the apalis schema is installed separately by [`db::migrate`]).
+/// Our own migrations (the job queue's schema is installed before them by [`db::migrate`]).
 pub use cart_migrations::MIGRATOR;

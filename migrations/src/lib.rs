@@ -9,16 +9,16 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("job queue schema: {0}")]
-    Queue(#[from] apalis_postgres::Error),
+    #[error(transparent)]
+    Queue(#[from] cart_queue::schema::SchemaError),
     #[error(transparent)]
     Ours(#[from] sqlx::migrate::MigrateError),
 }
 
-/// Applies the job queue's schema (`apalis.*`, with its own migration table) and then ours,
-/// which may refer to it.
+/// Applies the job queue's schema (`cart_queue::schema`, with its own migration table) and
+/// then ours, which may refer to it.
 pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
-    apalis_postgres::PostgresStorage::<()>::setup(pool).await?;
+    cart_queue::schema::setup(pool).await?;
     MIGRATOR.run(pool).await?;
     Ok(())
 }
@@ -42,4 +42,63 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
             .await?;
     }
     admin.close().await
+}
+
+/// The migrations of the latest release and their checksums (`released.txt`).
+#[cfg(any(test, feature = "testing"))]
+pub fn released() -> impl Iterator<Item = (i64, Vec<u8>)> {
+    include_str!("../released.txt")
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| {
+            let (version, checksum) = line.split_once(' ')?;
+            let version = version.parse().ok()?;
+            let checksum = (0..checksum.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(checksum.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            Some((version, checksum))
+        })
+}
+
+/// The schema exactly as the latest release left it: the queue's, then our released
+/// migrations and no later one. For the upgrade test.
+#[cfg(feature = "testing")]
+pub async fn migrate_as_released(pool: &PgPool) -> Result<(), MigrateError> {
+    cart_queue::schema::setup(pool).await?;
+    let released: Vec<i64> = released().map(|(version, _)| version).collect();
+    let migrator = sqlx::migrate::Migrator::with_migrations(
+        MIGRATOR
+            .iter()
+            .filter(|m| released.contains(&m.version))
+            .cloned()
+            .collect(),
+    );
+    migrator.run(pool).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn released_migrations_keep_their_versions_and_bytes() {
+        let released: Vec<(i64, Vec<u8>)> = released().collect();
+        assert!(
+            released.len() >= 19,
+            "released.txt lists the released migrations"
+        );
+        for (version, checksum) in released {
+            let migration = MIGRATOR
+                .iter()
+                .find(|m| m.version == version)
+                .unwrap_or_else(|| panic!("released migration {version} is gone"));
+            assert_eq!(
+                migration.checksum.as_ref(),
+                checksum.as_slice(),
+                "released migration {version} was edited: add a new migration instead"
+            );
+        }
+    }
 }

@@ -6,10 +6,9 @@ use std::{collections::HashMap, time::Duration};
 use anyhow::{Context, bail};
 use cart_core::{config, db::DbConfig};
 
-use crate::{
-    deps::JobSettings, queue::QueueSettings, registry::Registry, retry::RetryPolicy,
-    runner::RuntimeConfig,
-};
+use cart_queue::{QueueSettings, RetryPolicy, RuntimeConfig};
+
+use crate::{deps::JobSettings, registry::Registry};
 
 pub const CONCURRENCY_PREFIX: &str = "WORKER_CONCURRENCY_";
 
@@ -52,7 +51,23 @@ impl WorkerConfig {
             }
             tick_intervals.insert(ticker.name.to_owned(), interval);
         }
+        let default_runtime = RuntimeConfig::default();
+        let retry = RetryPolicy {
+            base: config::var_duration("WORKER_RETRY_BASE_DELAY", default_runtime.retry.base)?,
+            max: config::var_duration("WORKER_RETRY_MAX_DELAY", default_runtime.retry.max)?,
+        };
+        nonzero(retry.base, "WORKER_RETRY_BASE_DELAY")?;
+        if retry.max < retry.base {
+            bail!(
+                "invalid value for environment variable WORKER_RETRY_MAX_DELAY: \
+                 must not be below WORKER_RETRY_BASE_DELAY"
+            );
+        }
+        let job_timeout = config::var_duration("WORKER_JOB_TIMEOUT", default_runtime.job_timeout)?;
+        nonzero(job_timeout, "WORKER_JOB_TIMEOUT")?;
         let runtime = RuntimeConfig {
+            retry,
+            job_timeout,
             queue,
             concurrency_overrides,
             shutdown_timeout: config::var_duration(
@@ -63,20 +78,7 @@ impl WorkerConfig {
             tick_intervals,
         };
         let defaults = JobSettings::default();
-        let retry = RetryPolicy {
-            base: config::var_duration("WORKER_RETRY_BASE_DELAY", defaults.retry.base)?,
-            max: config::var_duration("WORKER_RETRY_MAX_DELAY", defaults.retry.max)?,
-        };
-        nonzero(retry.base, "WORKER_RETRY_BASE_DELAY")?;
-        if retry.max < retry.base {
-            bail!(
-                "invalid value for environment variable WORKER_RETRY_MAX_DELAY: \
-                 must not be below WORKER_RETRY_BASE_DELAY"
-            );
-        }
         let jobs = JobSettings {
-            retry,
-            job_timeout: config::var_duration("WORKER_JOB_TIMEOUT", defaults.job_timeout)?,
             done_retention: config::var_duration("JOBS_DONE_RETENTION", defaults.done_retention)?,
             failed_retention: config::var_duration(
                 "JOBS_FAILED_RETENTION",
@@ -85,7 +87,6 @@ impl WorkerConfig {
             prune_batch: defaults.prune_batch,
             cart_ttl: config::var_duration("CART_TTL", defaults.cart_ttl)?,
         };
-        nonzero(jobs.job_timeout, "WORKER_JOB_TIMEOUT")?;
         let mut db = DbConfig::from_env()?;
         if config::var("DB_MAX_CONNECTIONS").is_none() {
             db.max_connections = db

@@ -11,9 +11,8 @@ use cart_core::{
     payments::flow::PaymentSettings,
     users::password_reset::ResetKey,
 };
+use cart_queue::Run;
 use sqlx::PgPool;
-
-use crate::retry::RetryPolicy;
 
 /// Shared by every job of the process; cheap to clone.
 #[derive(Clone)]
@@ -25,6 +24,18 @@ pub struct Deps {
     pub payments: Arc<PaymentDeps>,
     /// Derives password-reset links when their e-mail is sent (from `JWT_SECRET`).
     pub reset_key: ResetKey,
+}
+
+/// Every attempt runs under the request id of the request that enqueued its job, so the
+/// job's logs and its provider calls carry it.
+impl cart_queue::Context for Deps {
+    fn scope<F>(&self, run: &Run, attempt: F) -> impl Future<Output = F::Output> + Send
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        cart_core::request_id::scope(run.request_id.clone(), attempt)
+    }
 }
 
 /// What the payment, reconciliation, refund and NF-e jobs use.
@@ -69,12 +80,10 @@ impl PaymentDeps {
     }
 }
 
-/// Settings that handlers and the retry machinery read.
+/// Settings that handlers read (how jobs are retried and timed out is the runtime's
+/// `RuntimeConfig`).
 #[derive(Debug, Clone)]
 pub struct JobSettings {
-    pub retry: RetryPolicy,
-    /// The longest one attempt may run (kinds may set their own).
-    pub job_timeout: Duration,
     /// How long `Done` jobs are kept before the prune ticker deletes them.
     pub done_retention: Duration,
     /// How long failed jobs are kept for operators.
@@ -88,8 +97,6 @@ pub struct JobSettings {
 impl Default for JobSettings {
     fn default() -> Self {
         Self {
-            retry: RetryPolicy::default(),
-            job_timeout: Duration::from_secs(300),
             done_retention: Duration::from_secs(24 * 3600),
             failed_retention: Duration::from_secs(14 * 24 * 3600),
             prune_batch: 1000,

@@ -46,7 +46,7 @@ async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn render_metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    crate::metrics::sample_queue(&state.pool).await;
+    cart_queue::metrics::sample_queue(&state.pool).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -1,30 +1,20 @@
-//! `cart-worker`: runs the store's background jobs from the PostgreSQL queue (apalis), the
-//! periodic tickers, and the operator CLI over the queue. See `worker/README.md`.
+//! `cart-worker`: runs the store's background jobs (the handlers in `jobs/`, on the
+//! `cart-queue` runtime), the periodic tickers, and the operator CLI over the queue. See
+//! `worker/README.md`.
 //!
-//! Error policy: handlers return [`error::JobError`] (retry or permanent); the runtime and
+//! Error policy: handlers return `cart_queue::JobError` (retry or permanent); the runtime and
 //! the CLI use `anyhow`, the CLI maps its failures to exit codes ([`cli::CliError`]).
 
 pub mod cli;
 pub mod config;
 pub mod deps;
-pub mod error;
-pub mod handler;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
-mod notifications;
-pub mod queue;
-mod queue_backend;
 pub mod registry;
-pub mod retry;
-pub mod runner;
-pub mod store;
-pub mod tickers;
-mod wakeup;
 
 pub use deps::{Deps, JobSettings};
 pub use registry::Registry;
-pub use runner::{Runtime, RuntimeConfig};
 
 /// JSON logs to stderr at `LOG_LEVEL` (default `default_level`). An invalid level is an error
 /// naming the variable.
@@ -48,4 +38,14 @@ pub fn init_tracing(default_level: &str) -> anyhow::Result<()> {
         )
         .try_init();
     Ok(())
+}
+
+/// Starts the queue runtime for `registry` on the database of `deps`, every handler getting
+/// `deps`.
+pub fn start(
+    registry: &Registry,
+    config: &cart_queue::RuntimeConfig,
+    deps: Deps,
+) -> cart_queue::Runtime {
+    cart_queue::Runtime::start(registry, config, deps.pool.clone(), deps)
 }

@@ -3,9 +3,10 @@ use std::{io::Write, process::ExitCode, sync::Arc};
 use anyhow::Context;
 use cart_core::config;
 use cart_worker::{
-    Deps, Registry, Runtime,
+    Deps, Registry,
     cli::{self, Cli, Command, Ctx, JobsArgs},
     config::WorkerConfig,
+    registry,
 };
 use clap::Parser;
 
@@ -35,10 +36,10 @@ async fn main() -> ExitCode {
 
 /// The job kinds of this process: the standard set, plus the test kinds when
 /// `WORKER_TEST_JOBS` is on (integration tests only).
-fn registry() -> anyhow::Result<Registry> {
-    let registry = Registry::standard();
+fn process_registry() -> anyhow::Result<Registry> {
+    let registry = registry::standard();
     Ok(if config::var_bool("WORKER_TEST_JOBS", false)? {
-        registry.with_test_jobs()
+        registry::with_test_jobs(registry)
     } else {
         registry
     })
@@ -47,7 +48,7 @@ fn registry() -> anyhow::Result<Registry> {
 async fn run() -> anyhow::Result<()> {
     cart_worker::init_tracing("info")?;
     cart_core::deployment::check_startup("cart-worker")?;
-    let registry = registry()?;
+    let registry = process_registry()?;
     let config = WorkerConfig::from_env(&registry)?;
     let mailer = cart_core::mail::mailer_from_env()?;
     // Reset links are derived from it when their e-mail is sent.
@@ -78,7 +79,7 @@ async fn run() -> anyhow::Result<()> {
         payments: Arc::new(cart_worker::deps::PaymentDeps::from_env()?),
         reset_key,
     };
-    let runtime = Runtime::start(&registry, &config.runtime, deps);
+    let runtime = cart_worker::start(&registry, &config.runtime, deps);
     shutdown_signal().await;
     let report = runtime.shutdown().await;
     let _ = http_stop.send(());
@@ -93,7 +94,7 @@ async fn run() -> anyhow::Result<()> {
 
 async fn jobs(args: JobsArgs) -> Result<(), cli::CliError> {
     cart_worker::init_tracing("warn")?;
-    let registry = registry()?;
+    let registry = process_registry()?;
     let actor = cli::actor(args.actor)?;
     let db = cart_core::db::DbConfig::from_env().map_err(anyhow::Error::from)?;
     let pool = db

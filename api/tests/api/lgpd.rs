@@ -11,7 +11,7 @@ use cart_core::{
     jobs::{Envelope, scrub_outbox::ScrubOutbox, send_email::SendEmail},
     mail::{EmailMessage, Mailer, outbox::OutboxMailer},
 };
-use cart_worker::handler::{JobHandler, Run};
+use cart_queue::{Handler, Run};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;

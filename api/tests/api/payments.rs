@@ -27,10 +27,8 @@ use cart_core::{
         signature::{sign_openpix_hmac, sign_propay, sign_stripe},
     },
 };
-use cart_worker::{
-    Deps, JobSettings, Registry, Runtime, RuntimeConfig, deps::PaymentDeps, queue::QueueSettings,
-    retry::RetryPolicy,
-};
+use cart_queue::{QueueSettings, RetryPolicy, Runtime, RuntimeConfig};
+use cart_worker::{Deps, JobSettings, deps::PaymentDeps};
 use serde_json::{Value, json};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use uuid::Uuid;
@@ -143,14 +141,7 @@ pub(crate) fn worker_deps(pool: &PgPool) -> Deps {
         mailer: Arc::new(
             OutboxMailer::new(std::env::temp_dir().join("cart-api-test-outbox")).unwrap(),
         ),
-        settings: Arc::new(JobSettings {
-            retry: RetryPolicy {
-                base: Duration::from_millis(300),
-                max: Duration::from_secs(1),
-            },
-            job_timeout: Duration::from_secs(30),
-            ..JobSettings::default()
-        }),
+        settings: Arc::new(JobSettings::default()),
         payments: Arc::new(PaymentDeps::for_tests()),
         // The JWT_SECRET of `ApiConfig::for_tests`, as a worker beside that API would have.
         reset_key: cart_core::users::password_reset::ResetKey::derive(
@@ -167,12 +158,17 @@ pub(crate) fn start_worker(pool: &PgPool, settings: PaymentSettings, outbox: &Pa
             heartbeat_interval: Duration::from_secs(5),
             missed_heartbeats: 2,
         },
+        retry: RetryPolicy {
+            base: Duration::from_millis(300),
+            max: Duration::from_secs(1),
+        },
+        job_timeout: Duration::from_secs(30),
         shutdown_timeout: Duration::from_secs(5),
         tickers_enabled: false,
         ..RuntimeConfig::default()
     };
     let deps = worker_deps_with(pool, settings, outbox);
-    Runtime::start(&Registry::standard(), &config, deps)
+    cart_worker::start(&cart_worker::registry::standard(), &config, deps)
 }
 
 pub(crate) struct Buyer {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cart_core::{
-    jobs::{Encoded, expire_order::ExpireOrder, send_email::SendEmail},
+    jobs::{self, expire_order::ExpireOrder, send_email::SendEmail},
     mail::templates::{Branding, OrderLine, OrderPlaced, Templates},
 };
 use clap::Parser;
@@ -218,8 +218,8 @@ async fn checkout(pool: &PgPool, templates: &Templates, buyer: Uuid) -> anyhow::
     cart_core::jobs::enqueue_all(
         &mut tx,
         &[
-            Encoded::new(&email, None)?,
-            Encoded::new(
+            jobs::encode(&email, None)?,
+            jobs::encode(
                 &expiry,
                 Some(chrono::Utc::now() + chrono::Duration::minutes(30)),
             )?,

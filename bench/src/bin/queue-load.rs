@@ -127,9 +127,8 @@ async fn enqueue_all(
     let mut ids = Vec::new();
     for payload in payloads {
         let envelope = serde_json::to_vec(&json!({"request_id": null, "payload": payload}))?;
-        if let Some(id) =
-            cart_core::jobs::insert_raw(&mut tx, kind, &envelope, max_attempts, None, None).await?
-        {
+        let job = cart_queue::Encoded::raw(kind.to_owned(), envelope, max_attempts, None);
+        if let Some(id) = cart_queue::enqueue(&mut tx, &job).await? {
             ids.push(id);
         }
     }

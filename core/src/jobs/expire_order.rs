@@ -32,11 +32,11 @@ impl Job for ExpireDueOrders {
     const MAX_ATTEMPTS: i32 = 3;
 
     fn idempotency_key(&self) -> Option<String> {
-        Some(super::maintenance::tick_key(Self::NAME, self.tick))
+        Some(super::tick_key(Self::NAME, self.tick))
     }
 }
 
-impl super::maintenance::TickJob for ExpireDueOrders {
+impl super::TickJob for ExpireDueOrders {
     const INTERVAL_VAR: &'static str = "TICK_EXPIRE_ORDERS";
     const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 

@@ -1,26 +1,10 @@
-//! Payloads of the periodic maintenance jobs. A ticker in every worker process enqueues one
-//! per tick; the tick's scheduled time is the idempotency key, so however many processes run,
-//! each tick becomes exactly one job.
+//! Payloads of the periodic maintenance jobs: one per tick of their interval (see
+//! `cart_queue::TickJob`).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::jobs::Job;
-
-/// A job enqueued by a ticker, keyed by the tick it belongs to.
-pub trait TickJob: Job {
-    /// Environment variable holding the interval between ticks (`30s`, `15m`, `1h`).
-    const INTERVAL_VAR: &'static str;
-    /// Interval used when the variable is unset.
-    const DEFAULT_INTERVAL: std::time::Duration;
-
-    fn for_tick(tick: DateTime<Utc>) -> Self;
-}
-
-/// The idempotency key of the job for `tick`: `prune_jobs:2026-11-25T12:00:00Z`.
-pub fn tick_key(kind: &str, tick: DateTime<Utc>) -> String {
-    format!("{kind}:{}", tick.to_rfc3339_opts(SecondsFormat::Secs, true))
-}
+use crate::jobs::{Job, TickJob, tick_key};
 
 /// Deletes finished jobs past their retention (Done after a day, failed after two weeks),
 /// and the registrations of workers long gone.

@@ -190,8 +190,8 @@ async fn write_order(
     jobs::enqueue_all(
         tx,
         &[
-            jobs::Encoded::new(&placed_email, None)?,
-            jobs::Encoded::new(&expiry, Some(created.expires_at))?,
+            jobs::encode(&placed_email, None)?,
+            jobs::encode(&expiry, Some(created.expires_at))?,
         ],
     )
     .await?;

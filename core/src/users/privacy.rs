@@ -244,20 +244,12 @@ pub async fn anonymise(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
         .rows_affected();
     // E-mail jobs (queued, sent or failed) carry the address and the message; one being sent
     // right now is left to finish, and the outbox scrub below runs after it.
-    let email_jobs = sqlx::query!(
-        r#"
-        DELETE FROM apalis.jobs
-        WHERE job_type = $1 AND status <> 'Running'
-          AND EXISTS (
-              SELECT 1 FROM unnest($2::text[]) AS address
-              WHERE position(convert_to(to_jsonb(address)::text, 'UTF8') IN job) > 0)
-        "#,
+    let email_jobs = cart_queue::admin::delete_by_recipient(
+        &mut tx,
         <crate::jobs::send_email::SendEmail as crate::jobs::Job>::NAME,
-        &emails
+        &emails,
     )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .await?;
     let webhook_bodies = crate::payments::privacy::redact_webhook_bodies(
         &mut tx,
         user_id,

@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use cart_queue::admin;
+
 use super::{CliError, Ctx, audit, check_ids, load_targets};
 
 #[derive(Debug, clap::Args)]
@@ -38,25 +40,17 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         ctx.confirm(&format!("Discard {} job(s)?", ids.len()), opts.yes)?;
     }
     let mut tx = ctx.pool.begin().await?;
-    let deleted = sqlx::query!(
-        r#"DELETE FROM apalis.jobs
-           WHERE id = ANY($1) AND status IN ('Pending', 'Failed', 'Killed')
-           RETURNING id, job_type, status, attempts, job, last_result->>'Err' AS last_error"#,
-        &ids,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let deleted = admin::discard(&mut tx, &ids).await?;
     let discarded: Vec<String> = deleted.iter().map(|d| d.id.clone()).collect();
     let jobs: Vec<Value> = deleted
-        .iter()
+        .into_iter()
         .map(|d| {
             json!({
                 "id": d.id,
-                "kind": d.job_type,
+                "kind": d.kind,
                 "status": d.status,
                 "attempts": d.attempts,
-                "envelope": serde_json::from_slice::<Value>(&d.job)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&d.job).into_owned())),
+                "envelope": d.envelope,
                 "last_error": d.last_error,
             })
         })

@@ -2,7 +2,7 @@
 //! a maintenance job now). The payload must decode into the kind's type, as the handler
 //! would decode it.
 
-use cart_core::jobs::{Envelope, insert_raw};
+use cart_queue::{Encoded, Envelope, Origin, Serves};
 use serde_json::{Value, json};
 
 use super::{CliError, Ctx, audit};
@@ -27,25 +27,24 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     })?;
     let payload: Value = serde_json::from_str(&opts.payload)
         .map_err(|e| CliError::Invalid(format!("--payload is not valid JSON: {e}")))?;
-    let key = (kind.check)(&payload).map_err(|e| {
+    let key = kind.check_payload(&payload).map_err(|e| {
         CliError::Invalid(format!("--payload does not fit a {} job: {e}", kind.name))
     })?;
     let request_id = format!("cli-{}", uuid::Uuid::new_v4());
     let envelope = serde_json::to_vec(&Envelope {
-        request_id: Some(request_id.clone()),
+        origin: Origin {
+            request_id: Some(request_id.clone()),
+            traceparent: None,
+        },
+        serves: Serves::default(),
         payload: &payload,
     })
     .map_err(anyhow::Error::from)?;
+    let job = Encoded::raw(kind.name, envelope, kind.max_attempts, key.clone());
     let mut tx = ctx.pool.begin().await?;
-    let Some(id) = insert_raw(
-        &mut tx,
-        kind.name,
-        &envelope,
-        kind.max_attempts,
-        None,
-        key.as_deref(),
-    )
-    .await?
+    let Some(id) = cart_queue::enqueue(&mut tx, &job)
+        .await
+        .map_err(anyhow::Error::from)?
     else {
         return Err(CliError::NotAllowed(format!(
             "a {} job with idempotency key {:?} already exists; nothing was enqueued",

@@ -1,16 +1,16 @@
 //! `jobs list`: jobs newest first, filtered by state, kind and age.
 
+use cart_queue::admin::{self, JobState, JobSummary, ListFilter};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tabled::Tabled;
 
-use super::{CliError, Ctx, State, output};
+use super::{CliError, Ctx, output, parse_state};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
-    /// Only jobs in this state.
-    #[arg(long, value_enum)]
-    pub state: Option<State>,
+    /// Only jobs in this state: pending, running, done, retrying or failed.
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<JobState>,
     /// Only jobs of this kind (e.g. send_email).
     #[arg(long)]
     pub kind: Option<String>,
@@ -37,20 +37,6 @@ fn parse_since(raw: &str) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| format!("{raw:?} reaches too far back"))
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct JobSummary {
-    pub id: String,
-    pub kind: String,
-    pub state: String,
-    pub status: String,
-    pub attempts: i32,
-    pub max_attempts: i32,
-    pub created_at: Option<DateTime<Utc>>,
-    pub run_at: DateTime<Utc>,
-    pub done_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-}
-
 #[derive(Tabled)]
 struct Row {
     #[tabled(rename = "ID")]
@@ -70,42 +56,13 @@ struct Row {
 }
 
 pub async fn query(opts: &Opts, ctx: &Ctx<'_>) -> Result<Vec<JobSummary>, CliError> {
-    // ULIDs sort by creation time, so "created since" is a range on the primary key.
-    let since_id = opts.since.map(|at| {
-        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-        ulid::Ulid::from_parts(millis, 0).to_string()
-    });
-    let rows = sqlx::query!(
-        r#"SELECT id, job_type, job_state(status, attempts, max_attempts) AS "state!", status,
-                  attempts, max_attempts, run_at, done_at, last_result->>'Err' AS last_error
-           FROM apalis.jobs
-           WHERE ($1::text IS NULL OR job_state(status, attempts, max_attempts) = $1)
-             AND ($2::text IS NULL OR job_type = $2)
-             AND ($3::text IS NULL OR id >= $3)
-           ORDER BY id DESC
-           LIMIT $4"#,
-        opts.state.map(State::as_str),
-        opts.kind.as_deref(),
-        since_id,
-        opts.limit,
-    )
-    .fetch_all(ctx.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| JobSummary {
-            created_at: output::created_at(&row.id),
-            id: row.id,
-            kind: row.job_type,
-            state: row.state,
-            status: row.status,
-            attempts: row.attempts,
-            max_attempts: row.max_attempts,
-            run_at: row.run_at,
-            done_at: row.done_at,
-            last_error: row.last_error,
-        })
-        .collect())
+    let filter = ListFilter {
+        state: opts.state,
+        kind: opts.kind.clone(),
+        since: opts.since,
+        limit: opts.limit,
+    };
+    Ok(admin::list(ctx.pool, &filter).await?)
 }
 
 pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {

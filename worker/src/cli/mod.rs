@@ -1,5 +1,5 @@
 //! The command line: `cart-worker run` (the default) and the operator commands
-//! `cart-worker jobs …`, one module per subcommand, all plain SQL over `apalis.jobs`.
+//! `cart-worker jobs …`, one module per subcommand, over `cart_queue::admin`.
 //!
 //! Exit codes: 0 done; 1 unexpected failure (e.g. database unreachable); 2 bad input (also
 //! clap's usage errors); 3 unknown job id; 4 a job's state does not allow the action (or the
@@ -17,7 +17,8 @@ mod output;
 
 use std::io::{BufRead, Write};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use cart_queue::admin::{self, JobState, Target};
+use clap::{Args, Parser, Subcommand};
 use sqlx::PgPool;
 
 use crate::registry::Registry;
@@ -64,33 +65,6 @@ pub enum JobsCommand {
     Discard(discard::Opts),
     /// Enqueue a job by hand.
     Enqueue(enqueue::Opts),
-}
-
-/// A job's state as operators see it (see the `job_state` SQL function).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum State {
-    /// Waiting to start.
-    Pending,
-    /// Running now.
-    Running,
-    /// Finished successfully.
-    Done,
-    /// Failed, with attempts left: it runs again later.
-    Retrying,
-    /// Failed for good: attempts exhausted or a permanent error.
-    Failed,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Retrying => "retrying",
-            Self::Failed => "failed",
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +158,14 @@ pub fn actor(flag: Option<String>) -> Result<Option<String>, CliError> {
     Ok(actor)
 }
 
+/// `--state` takes a [`JobState`] name.
+pub fn parse_state(raw: &str) -> Result<JobState, String> {
+    raw.parse().map_err(|_| {
+        let names: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
 pub async fn run_jobs(command: JobsCommand, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     match command {
         JobsCommand::Stats(opts) => stats::run(opts, ctx).await,
@@ -210,27 +192,9 @@ pub fn check_ids(ids: &[String]) -> Result<Vec<String>, CliError> {
     Ok(checked)
 }
 
-/// A job picked for an action, with what decides whether the action is allowed.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub id: String,
-    pub kind: String,
-    pub state: String,
-    pub status: String,
-}
-
 /// Loads the jobs named on the command line; every id must exist.
 pub async fn load_targets(pool: &PgPool, ids: &[String]) -> Result<Vec<Target>, CliError> {
-    let found = sqlx::query_as!(
-        Target,
-        r#"SELECT id, job_type AS kind,
-                  job_state(status, attempts, max_attempts) AS "state!", status
-           FROM apalis.jobs WHERE id = ANY($1)
-           ORDER BY id"#,
-        ids,
-    )
-    .fetch_all(pool)
-    .await?;
+    let found = admin::targets(pool, ids).await?;
     let missing: Vec<&str> = ids
         .iter()
         .filter(|id| !found.iter().any(|t| &t.id == *id))

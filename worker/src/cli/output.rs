@@ -14,13 +14,6 @@ pub fn optional_time(at: Option<DateTime<Utc>>) -> String {
     at.map(time).unwrap_or_else(|| "-".into())
 }
 
-/// When a job was created: the timestamp part of its ULID.
-pub fn created_at(id: &str) -> Option<DateTime<Utc>> {
-    ulid::Ulid::from_string(id)
-        .ok()
-        .map(|ulid| DateTime::<Utc>::from(ulid.datetime()))
-}
-
 /// `3d4h`, `12m5s`, `40s`.
 pub fn age(secs: i64) -> String {
     let secs = secs.max(0);
@@ -82,11 +75,5 @@ mod tests {
     fn long_errors_are_cut_to_their_first_line() {
         assert_eq!(short("boom\nstack", 10), "boom");
         assert_eq!(short("abcdefghijkl", 5), "abcd…");
-    }
-
-    #[test]
-    fn a_ulid_tells_when_the_job_was_created() {
-        let id = ulid::Ulid::from_parts(1_764_072_000_000, 7).to_string();
-        assert_eq!(time(created_at(&id).unwrap()), "2025-11-25T12:00:00Z");
     }
 }

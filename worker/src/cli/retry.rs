@@ -4,7 +4,9 @@
 
 use serde_json::json;
 
-use super::{CliError, Ctx, Target, audit, check_ids, load_targets, output};
+use cart_queue::admin::{self, Target};
+
+use super::{CliError, Ctx, audit, check_ids, load_targets, output};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -29,19 +31,7 @@ const RETRYABLE: [&str; 2] = ["failed", "retrying"];
 
 pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     let targets = if opts.all_failed {
-        sqlx::query_as!(
-            Target,
-            r#"SELECT id, job_type AS kind,
-                      job_state(status, attempts, max_attempts) AS "state!", status
-               FROM apalis.jobs
-               WHERE status IN ('Failed', 'Killed')
-                 AND job_state(status, attempts, max_attempts) = 'failed'
-                 AND ($1::text IS NULL OR job_type = $1)
-               ORDER BY id"#,
-            opts.kind.as_deref(),
-        )
-        .fetch_all(ctx.pool)
-        .await?
+        admin::failed_jobs(ctx.pool, opts.kind.as_deref()).await?
     } else {
         let targets = load_targets(ctx.pool, &check_ids(&opts.ids)?).await?;
         let refused: Vec<String> = targets
@@ -70,28 +60,7 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         ctx.confirm(&format!("Retry {} job(s)?", ids.len()), opts.yes)?;
     }
     let mut tx = ctx.pool.begin().await?;
-    let retried = sqlx::query_scalar!(
-        r#"UPDATE apalis.jobs
-           SET status = 'Pending', attempts = 0, run_at = now(),
-               lock_by = NULL, lock_at = NULL, done_at = NULL
-           WHERE id = ANY($1)
-             AND job_state(status, attempts, max_attempts) IN ('failed', 'retrying')
-           RETURNING id"#,
-        &ids,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    // apalis only notifies workers of inserts; wake them for these right away (delivered
-    // on commit), one notice per kind.
-    // (A runtime query: the macros cannot describe pg_notify's `void` result.)
-    sqlx::query(
-        "SELECT pg_notify('apalis::job::insert',
-                          json_build_object('job_type', job_type, 'id', min(id))::text)
-         FROM apalis.jobs WHERE id = ANY($1) GROUP BY job_type",
-    )
-    .bind(&retried)
-    .execute(&mut *tx)
-    .await?;
+    let retried = admin::retry(&mut tx, &ids).await?;
     audit::record(
         &mut tx,
         &actor,

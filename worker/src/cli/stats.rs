@@ -7,7 +7,6 @@ use serde::Serialize;
 use tabled::Tabled;
 
 use super::{CliError, Ctx, output};
-use crate::store;
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -44,7 +43,7 @@ pub async fn collect(ctx: &Ctx<'_>) -> Result<Vec<KindStats>, CliError> {
     for name in ctx.registry.names() {
         by_kind.entry(name.to_owned()).or_default();
     }
-    for depth in store::queue_depth(ctx.pool).await? {
+    for depth in cart_queue::admin::depth(ctx.pool).await? {
         let stats = by_kind.entry(depth.kind.clone()).or_default();
         match depth.state.as_str() {
             "pending" => stats.pending += depth.count,

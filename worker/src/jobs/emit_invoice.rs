@@ -9,14 +9,11 @@ use cart_core::{
     invoices::emit::{self, EmitError, EmitRun, Emitter},
     jobs::emit_invoice::EmitInvoice,
 };
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for EmitInvoice {
+impl Handler<Deps> for EmitInvoice {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(180));
 
     async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {

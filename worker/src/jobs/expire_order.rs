@@ -6,14 +6,11 @@ use cart_core::{
     jobs::expire_order::{ExpireDueOrders, ExpireOrder},
     orders::cancel::{self, Expiry},
 };
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for ExpireOrder {
+impl Handler<Deps> for ExpireOrder {
     async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
         let mut conn = deps.pool.acquire().await?;
         match cancel::expire_one(&mut conn, self.order_id).await? {
@@ -31,7 +28,7 @@ impl JobHandler for ExpireOrder {
     }
 }
 
-impl JobHandler for ExpireDueOrders {
+impl Handler<Deps> for ExpireDueOrders {
     async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
         let mut conn = deps.pool.acquire().await?;
         let expired = cancel::expire_due(&mut conn, chrono::Utc::now()).await?;

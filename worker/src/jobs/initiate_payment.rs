@@ -3,7 +3,7 @@
 //! without spending an attempt (up to [`MAX_DEFERRALS`] times): only real calls that fail
 //! count. However the job ends for good (its last attempt failed, a timeout, a panic, a
 //! database error, the crash guard), the payment is marked failed in
-//! [`JobHandler::on_gave_up`], so the buyer can pay again instead of meeting a payment that
+//! [`Handler::on_gave_up`], so the buyer can pay again instead of meeting a payment that
 //! stays `initiating` forever.
 
 use std::time::Duration;
@@ -13,18 +13,15 @@ use cart_core::{
     jobs::{Job, initiate_payment::InitiatePayment},
     payments::flow::{self, InitiateRetry},
 };
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
 /// How many times an open circuit may postpone one payment without counting an attempt; with
 /// the default 30 s cool-down that is about 25 minutes, the life of an unpaid order.
 pub const MAX_DEFERRALS: u32 = 50;
 
-impl JobHandler for InitiatePayment {
+impl Handler<Deps> for InitiatePayment {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
 
     async fn run(self, deps: &Deps, run: &Run) -> Result<(), JobError> {

@@ -3,14 +3,11 @@
 //! only keeps the table (and what a copy of the database holds) small.
 
 use cart_core::jobs::maintenance::PurgeResetTokens;
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for PurgeResetTokens {
+impl Handler<Deps> for PurgeResetTokens {
     async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
         let batch = deps.settings.prune_batch.max(1);
         let mut purged = 0;

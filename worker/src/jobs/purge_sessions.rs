@@ -3,14 +3,11 @@
 //! lookup's index, small.
 
 use cart_core::{jobs::maintenance::PurgeSessions, users::sessions};
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for PurgeSessions {
+impl Handler<Deps> for PurgeSessions {
     async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
         let batch = deps.settings.prune_batch.max(1);
         let mut purged = 0;

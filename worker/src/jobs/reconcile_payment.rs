@@ -2,14 +2,11 @@
 //! event is confirmed with Woovi first; when that call fails the job is retried.
 
 use cart_core::{jobs::reconcile_payment::ReconcilePayment, payments::reconcile};
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for ReconcilePayment {
+impl Handler<Deps> for ReconcilePayment {
     async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
         let mut conn = deps.pool.acquire().await?;
         let outcome = reconcile::reconcile_webhook_event(

@@ -8,14 +8,11 @@ use cart_core::{
     jobs::refund_payment::RefundPayment,
     payments::flow_refund::{self, RefundError},
 };
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for RefundPayment {
+impl Handler<Deps> for RefundPayment {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
 
     async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {

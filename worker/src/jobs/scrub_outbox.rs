@@ -2,14 +2,11 @@
 //! `cart_core::jobs::scrub_outbox`). Runs again harmlessly: a second run finds nothing.
 
 use cart_core::jobs::scrub_outbox::ScrubOutbox;
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for ScrubOutbox {
+impl Handler<Deps> for ScrubOutbox {
     async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
         let deleted = deps.mailer.forget_recipients(&self.recipients).await?;
         tracing::info!(deleted, "outbox scrubbed after an erasure");

@@ -4,14 +4,11 @@
 use std::time::Duration;
 
 use cart_core::jobs::send_email::SendEmail;
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for SendEmail {
+impl Handler<Deps> for SendEmail {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
 
     async fn run(self, deps: &Deps, run: &Run) -> Result<(), JobError> {

@@ -5,14 +5,11 @@
 use std::time::Duration;
 
 use cart_core::{jobs::send_password_reset::SendPasswordReset, users::password_reset};
+use cart_queue::{Handler, JobError, Run};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use crate::deps::Deps;
 
-impl JobHandler for SendPasswordReset {
+impl Handler<Deps> for SendPasswordReset {
     const TIMEOUT: Option<Duration> = Some(Duration::from_secs(60));
 
     async fn run(self, deps: &Deps, run: &Run) -> Result<(), JobError> {

@@ -5,15 +5,13 @@
 
 use std::time::Duration;
 
-use cart_core::jobs::{Job, maintenance::TickJob};
+use cart_core::jobs::{Job, TickJob};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    deps::Deps,
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use cart_queue::{Handler, JobError, Run};
+
+use crate::deps::Deps;
 
 /// Records its execution in `worker_test_runs`, after an optional sleep. While
 /// `worker_test_failures` holds a positive count for its key, each attempt fails (retryably)
@@ -32,7 +30,7 @@ impl Job for Record {
     const MAX_ATTEMPTS: i32 = 3;
 }
 
-impl JobHandler for Record {
+impl Handler<Deps> for Record {
     async fn run(self, deps: &Deps, run: &Run) -> Result<(), JobError> {
         if self.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
@@ -71,7 +69,7 @@ impl Job for Noop {
     const MAX_ATTEMPTS: i32 = 1;
 }
 
-impl JobHandler for Noop {
+impl Handler<Deps> for Noop {
     async fn run(self, _deps: &Deps, _run: &Run) -> Result<(), JobError> {
         Ok(())
     }
@@ -88,10 +86,7 @@ impl Job for Tick {
     const MAX_ATTEMPTS: i32 = 3;
 
     fn idempotency_key(&self) -> Option<String> {
-        Some(cart_core::jobs::maintenance::tick_key(
-            Self::NAME,
-            self.tick,
-        ))
+        Some(cart_core::jobs::tick_key(Self::NAME, self.tick))
     }
 }
 
@@ -104,7 +99,7 @@ impl TickJob for Tick {
     }
 }
 
-impl JobHandler for Tick {
+impl Handler<Deps> for Tick {
     async fn run(self, deps: &Deps, run: &Run) -> Result<(), JobError> {
         let key = self.tick.to_rfc3339_opts(SecondsFormat::Secs, true);
         record(deps, &key, run).await

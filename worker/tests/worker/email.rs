@@ -9,10 +9,7 @@ use cart_core::{
     mail::templates::{Branding, PasswordReset, Templates},
     users::password_reset::{self, ResetKey},
 };
-use cart_worker::{
-    Runtime,
-    handler::{JobHandler, Run},
-};
+use cart_queue::{Handler, Run, Runtime};
 use sqlx::PgPool;
 
 use crate::helpers::{self, RecordingMailer, status, wait_for_status};
@@ -35,7 +32,7 @@ fn reset_email() -> SendEmail {
 }
 
 fn start(pool: &PgPool, mailer: Arc<RecordingMailer>) -> Runtime {
-    Runtime::start(
+    cart_worker::start(
         &helpers::registry(),
         &helpers::config(),
         helpers::deps(pool, mailer),

@@ -13,14 +13,17 @@ use cart_core::{
     jobs::Job,
     mail::{EmailMessage, Mailer},
 };
-use cart_worker::{
-    Deps, JobSettings, Registry, Runtime, RuntimeConfig, jobs::testing::Record,
-    queue::QueueSettings, retry::RetryPolicy,
-};
+use cart_queue::{QueueSettings, RetryPolicy, Runtime, RuntimeConfig};
+use cart_worker::{Deps, JobSettings, Registry, jobs::testing::Record};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
 pub async fn setup(pool: &PgPool) {
     cart_core::db::migrate(pool).await.unwrap();
+    create_test_tables(pool).await;
+}
+
+/// The tables the test kinds write to.
+pub async fn create_test_tables(pool: &PgPool) {
     sqlx::query(
         "CREATE TABLE worker_test_runs (
              key text NOT NULL, job_id text NOT NULL, attempt integer NOT NULL,
@@ -39,7 +42,7 @@ pub async fn setup(pool: &PgPool) {
 
 /// Every standard kind plus the test kinds.
 pub fn registry() -> Registry {
-    Registry::standard().with_test_jobs()
+    cart_worker::registry::with_test_jobs(cart_worker::registry::standard())
 }
 
 /// Quick polling and short retries; tickers off unless a test turns them on.
@@ -51,6 +54,11 @@ pub fn config() -> RuntimeConfig {
             heartbeat_interval: Duration::from_secs(5),
             missed_heartbeats: 2,
         },
+        retry: RetryPolicy {
+            base: Duration::from_millis(400),
+            max: Duration::from_secs(2),
+        },
+        job_timeout: Duration::from_secs(30),
         shutdown_timeout: Duration::from_secs(10),
         tickers_enabled: false,
         ..RuntimeConfig::default()
@@ -58,14 +66,7 @@ pub fn config() -> RuntimeConfig {
 }
 
 pub fn settings() -> JobSettings {
-    JobSettings {
-        retry: RetryPolicy {
-            base: Duration::from_millis(400),
-            max: Duration::from_secs(2),
-        },
-        job_timeout: Duration::from_secs(30),
-        ..JobSettings::default()
-    }
+    JobSettings::default()
 }
 
 /// Dependencies for a runtime on the database of `pool`, with a pool of its own: the pool of
@@ -84,7 +85,7 @@ pub fn deps(pool: &PgPool, mailer: Arc<RecordingMailer>) -> Deps {
 pub const RESET_SECRET: &[u8] = b"worker-test-secret-0123456789abcdef";
 
 pub fn start(pool: &PgPool) -> Runtime {
-    Runtime::start(
+    cart_worker::start(
         &registry(),
         &config(),
         deps(pool, Arc::new(RecordingMailer::default())),

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 
 use cart_core::jobs::maintenance::PruneJobs;
-use cart_worker::{
-    Deps,
-    handler::{JobHandler, Run},
-};
+use cart_queue::{Handler, Run};
+use cart_worker::Deps;
 use sqlx::PgPool;
 
 use crate::helpers::{self, RecordingMailer};
@@ -14,10 +12,8 @@ use crate::helpers::{self, RecordingMailer};
 /// A test job forced into `status`, finished `age` ago.
 async fn job(pool: &PgPool, status: &str, attempts: i32, age: &str) -> String {
     let mut conn = pool.acquire().await.unwrap();
-    let id = cart_core::jobs::insert_raw(&mut conn, "test_record", b"{}", 3, None, None)
-        .await
-        .unwrap()
-        .unwrap();
+    let raw = cart_queue::Encoded::raw("test_record", b"{}".to_vec(), 3, None);
+    let id = cart_queue::enqueue(&mut conn, &raw).await.unwrap().unwrap();
     drop(conn);
     sqlx::query(
         "UPDATE apalis.jobs SET status = $2, attempts = $3,

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use cart_worker::{Runtime, RuntimeConfig, jobs::testing::Noop, queue::QueueSettings};
+use cart_queue::{QueueSettings, RuntimeConfig};
+use cart_worker::jobs::testing::Noop;
 use sqlx::{Connection, PgPool};
 
 use crate::helpers::{self, RecordingMailer, wait_for};
@@ -31,7 +32,7 @@ async fn measure_enqueue_to_start_latency_and_noop_throughput(pool: PgPool) {
         tickers_enabled: false,
         ..RuntimeConfig::default()
     };
-    let runtime = Runtime::start(
+    let runtime = cart_worker::start(
         &helpers::registry(),
         &config,
         helpers::deps(&pool, std::sync::Arc::new(RecordingMailer::default())),

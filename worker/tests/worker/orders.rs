@@ -11,10 +11,7 @@ use cart_core::{
         status,
     },
 };
-use cart_worker::{
-    error::JobError,
-    handler::{JobHandler, Run},
-};
+use cart_queue::{Handler, JobError, Run};
 use chrono::Utc;
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -10,7 +10,6 @@ use std::{
     time::Duration,
 };
 
-use cart_worker::Runtime;
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -99,7 +98,7 @@ async fn workers_survive_a_database_outage_and_restart_with_backoff(pool: PgPool
         .max_connections(30)
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with((*options).clone().host("127.0.0.1").port(proxy.port));
-    let runtime = Runtime::start(
+    let runtime = cart_worker::start(
         &helpers::registry(),
         &helpers::config(),
         helpers::deps(&proxied, Arc::new(RecordingMailer::default())),

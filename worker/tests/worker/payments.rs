@@ -12,7 +12,8 @@ use cart_core::{
         flow::{self, PaymentMethod, PaymentSettings, Started},
     },
 };
-use cart_worker::{Runtime, deps::PaymentDeps};
+use cart_queue::Runtime;
+use cart_worker::deps::PaymentDeps;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -46,7 +47,7 @@ fn start_worker(pool: &PgPool, settings: PaymentSettings) -> Runtime {
         settings,
         ..PaymentDeps::for_tests()
     });
-    Runtime::start(&helpers::registry(), &helpers::config(), deps)
+    cart_worker::start(&helpers::registry(), &helpers::config(), deps)
 }
 
 /// An unpaid order with a PIX payment recorded `initiating` and its initiation job enqueued

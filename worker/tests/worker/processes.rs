@@ -11,10 +11,10 @@ use sqlx::{Connection, PgPool};
 use crate::helpers::{self, runs, wait_for, wait_for_status};
 
 /// A worker process running the standard and test kinds, tickers off, on a free port.
-struct WorkerProcess(Child);
+pub(crate) struct WorkerProcess(Child);
 
 impl WorkerProcess {
-    fn spawn(pool: &PgPool) -> Self {
+    pub(crate) fn spawn(pool: &PgPool) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_cart-worker"))
             .arg("run")
             .env("DATABASE_URL", helpers::database_url(pool))
@@ -46,7 +46,7 @@ impl WorkerProcess {
     }
 
     /// SIGTERM, then wait for the graceful exit.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.0.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(sent.success());

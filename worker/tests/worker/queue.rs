@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use cart_core::jobs::Envelope;
-use cart_worker::{Runtime, jobs::testing::Record};
+use cart_worker::jobs::testing::Record;
 use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgPool};
 
@@ -121,17 +121,9 @@ async fn a_permanent_error_fails_the_job_at_once(pool: PgPool) {
 async fn an_undecodable_payload_fails_that_job_and_the_worker_carries_on(pool: PgPool) {
     helpers::setup(&pool).await;
     let mut conn = pool.acquire().await.unwrap();
-    let bad = cart_core::jobs::insert_raw(
-        &mut conn,
-        "test_record",
-        br#"{"request_id": null, "payload": {"not_a_key": 1}}"#,
-        3,
-        None,
-        None,
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let undecodable = br#"{"request_id": null, "payload": {"not_a_key": 1}}"#.to_vec();
+    let raw = cart_queue::Encoded::raw("test_record", undecodable, 3, None);
+    let bad = cart_queue::enqueue(&mut conn, &raw).await.unwrap().unwrap();
     let good = helpers::enqueue(&pool, &record("after-the-bad-one")).await;
 
     let runtime = helpers::start(&pool);
@@ -214,14 +206,14 @@ async fn two_workers_run_a_thousand_jobs_exactly_once(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_ticker_enqueues_one_job_per_tick_across_two_workers(pool: PgPool) {
     helpers::setup(&pool).await;
-    let config = cart_worker::RuntimeConfig {
+    let config = cart_queue::RuntimeConfig {
         tickers_enabled: true,
         ..helpers::config()
     };
     let registry = helpers::registry();
     let mailer = Arc::new(helpers::RecordingMailer::default());
-    let first = Runtime::start(&registry, &config, helpers::deps(&pool, mailer.clone()));
-    let second = Runtime::start(&registry, &config, helpers::deps(&pool, mailer));
+    let first = cart_worker::start(&registry, &config, helpers::deps(&pool, mailer.clone()));
+    let second = cart_worker::start(&registry, &config, helpers::deps(&pool, mailer));
 
     tokio::time::sleep(Duration::from_millis(3500)).await;
     first.shutdown().await;
@@ -286,11 +278,11 @@ async fn a_shutdown_that_times_out_returns_running_jobs_to_the_queue(pool: PgPoo
         },
     )
     .await;
-    let config = cart_worker::RuntimeConfig {
+    let config = cart_queue::RuntimeConfig {
         shutdown_timeout: Duration::from_millis(300),
         ..helpers::config()
     };
-    let runtime = Runtime::start(
+    let runtime = cart_worker::start(
         &helpers::registry(),
         &config,
         helpers::deps(&pool, Arc::new(helpers::RecordingMailer::default())),
@@ -325,15 +317,17 @@ async fn a_shutdown_that_times_out_returns_running_jobs_to_the_queue(pool: PgPoo
 async fn a_job_enqueued_by_hand_with_a_raw_envelope_runs(pool: PgPool) {
     helpers::setup(&pool).await;
     let envelope = serde_json::to_vec(&Envelope {
-        request_id: Some("req-raw".to_owned()),
+        origin: cart_queue::Origin {
+            request_id: Some("req-raw".to_owned()),
+            traceparent: None,
+        },
+        serves: cart_queue::Serves::default(),
         payload: record("raw"),
     })
     .unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let id = cart_core::jobs::insert_raw(&mut conn, "test_record", &envelope, 3, None, None)
-        .await
-        .unwrap()
-        .unwrap();
+    let raw = cart_queue::Encoded::raw("test_record", envelope, 3, None);
+    let id = cart_queue::enqueue(&mut conn, &raw).await.unwrap().unwrap();
     let runtime = helpers::start(&pool);
     wait_for_status(&pool, &id, "Done", SOON).await;
     runtime.shutdown().await;

@@ -1,7 +1,6 @@
-//! Periodic jobs. apalis-cron fires in every process that runs it, so a tick does not do the
-//! work itself: it enqueues the kind's job with the tick's scheduled time as idempotency key,
-//! and the database keeps exactly one job per tick however many workers run. The work then
-//! has the queue's retries, history and exactly-one-runner guarantees.
+//! The tickers. apalis-cron fires in every process that runs it, so a tick does not do the
+//! work itself: it enqueues the kind's job with the tick's scheduled time as idempotency key
+//! (see `TickJob`), and the database keeps exactly one job per tick however many workers run.
 //!
 //! Ticks fall on multiples of the interval since the Unix epoch, so every process computes the
 //! same scheduled times without talking to the others.
@@ -14,23 +13,24 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::{metrics, queue::stopped, registry::TickerSpec};
+use super::supervise::stopped;
+use crate::{metrics, registry::TickerSpec};
 
 /// A schedule firing every `interval` (whole seconds, at least one), aligned to the epoch.
 #[derive(Debug, Clone, Copy)]
-pub struct Every {
+pub(crate) struct Every {
     secs: u64,
 }
 
 impl Every {
-    pub fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration) -> Self {
         Self {
             secs: interval.as_secs().max(1),
         }
     }
 
     /// The first tick strictly after `now_secs`.
-    pub fn next_after(&self, now_secs: u64) -> u64 {
+    pub(crate) fn next_after(&self, now_secs: u64) -> u64 {
         (now_secs / self.secs + 1) * self.secs
     }
 }

@@ -1,26 +1,29 @@
-//! The worker's own SQL over the queue: failure history, retry scheduling, releasing jobs on
-//! shutdown, and the numbers behind the metrics.
+//! The runtime's own writes beside apalis': failure history, retry scheduling, and releasing
+//! jobs on a shutdown that ran out of time.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 
-pub struct Failure<'a> {
-    pub job_id: &'a str,
-    pub kind: &'a str,
-    pub attempt: u32,
-    pub error: &'a str,
-    pub permanent: bool,
+pub(crate) struct Failure<'a> {
+    pub(crate) job_id: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) attempt: u32,
+    pub(crate) error: &'a str,
+    pub(crate) permanent: bool,
     /// Set when the job will run again after this delay.
-    pub retry_in: Option<Duration>,
+    pub(crate) retry_in: Option<Duration>,
     /// The attempt did not count (see `JobError::Deferred`): the job's budget grows by one.
-    pub gives_back_attempt: bool,
+    pub(crate) gives_back_attempt: bool,
 }
 
 /// Records a failed attempt and, when it will be retried, moves the job's `run_at` forward by
 /// the backoff, in one transaction. apalis then marks the row `Failed` and fetches it again
 /// only after `run_at`.
-pub async fn record_failure(pool: &PgPool, failure: &Failure<'_>) -> Result<(), sqlx::Error> {
+pub(crate) async fn record_failure(
+    pool: &PgPool,
+    failure: &Failure<'_>,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let retry_at = match failure.retry_in {
         Some(delay) => {
@@ -60,7 +63,7 @@ pub async fn record_failure(pool: &PgPool, failure: &Failure<'_>) -> Result<(), 
 /// Puts the jobs still held by `workers` back in the queue, for a shutdown that ran out of
 /// time: other workers can take them at once instead of waiting for the heartbeat timeout.
 /// The interrupted attempt is not counted against the job.
-pub async fn release_jobs(pool: &PgPool, workers: &[String]) -> Result<u64, sqlx::Error> {
+pub(crate) async fn release_jobs(pool: &PgPool, workers: &[String]) -> Result<u64, sqlx::Error> {
     let released = sqlx::query!(
         r#"UPDATE apalis.jobs
            SET status = 'Pending', lock_by = NULL, lock_at = NULL,
@@ -71,31 +74,4 @@ pub async fn release_jobs(pool: &PgPool, workers: &[String]) -> Result<u64, sqlx
     .execute(pool)
     .await?;
     Ok(released.rows_affected())
-}
-
-/// Jobs by kind and state (see the `job_state` SQL function).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Depth {
-    pub kind: String,
-    pub state: String,
-    pub count: i64,
-    /// Seconds since the oldest due job in this kind and state became due (pending only).
-    pub oldest_due_secs: Option<i64>,
-}
-
-pub async fn queue_depth(pool: &PgPool) -> Result<Vec<Depth>, sqlx::Error> {
-    sqlx::query_as!(
-        Depth,
-        r#"SELECT job_type AS "kind!",
-                  job_state(status, attempts, max_attempts) AS "state!",
-                  count(*) AS "count!",
-                  extract(epoch FROM now() - min(run_at) FILTER (
-                      WHERE status IN ('Pending', 'Queued') AND run_at <= now()
-                  ))::bigint AS oldest_due_secs
-           FROM apalis.jobs
-           GROUP BY 1, 2
-           ORDER BY 1, 2"#
-    )
-    .fetch_all(pool)
-    .await
 }

@@ -1,30 +1,52 @@
-//! The `run` command's machinery: one supervised apalis worker per job kind, the tickers,
-//! and a graceful shutdown.
+//! Running jobs: one supervised apalis worker per job kind, the tickers, and a graceful
+//! shutdown.
 //!
 //! Shutdown: every worker stops claiming, running jobs get `shutdown_timeout` to finish, and
 //! jobs fetched but not started go back to the queue (apalis does that when a worker stops).
 //! Jobs still running when the time is up are abandoned and immediately returned to the
 //! queue for other workers, without counting the interrupted attempt.
 
+mod acks;
+mod backend;
+mod claim;
+mod execute;
+mod failures;
+mod notifications;
+pub(crate) mod supervise;
+mod tickers;
+mod wakeup;
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 use tokio::{sync::watch, task::JoinSet};
 
-use crate::{
-    deps::Deps,
-    notifications::JobNotifications,
-    queue::{self, QueueSettings, WorkerNames},
-    registry::Registry,
-    store, tickers,
-};
+pub use supervise::QueueSettings;
 
-/// What the runtime needs beyond the registry and the handlers' dependencies.
+use crate::{Context, Registry, RetryPolicy};
+use claim::ClaimGate;
+use notifications::JobNotifications;
+use supervise::WorkerNames;
+
+/// What every worker of a runtime shares with the jobs it runs.
+pub(crate) struct Shared<C> {
+    pub(crate) ctx: C,
+    pub(crate) pool: PgPool,
+    pub(crate) gate: Arc<dyn ClaimGate>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) job_timeout: Duration,
+}
+
+/// How a runtime claims, runs, retries and stops.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Settings for every kind; `concurrency_overrides` replaces the concurrency per kind.
     pub queue: QueueSettings,
     pub concurrency_overrides: HashMap<String, usize>,
+    /// When failed jobs run again, for kinds without a policy of their own.
+    pub retry: RetryPolicy,
+    /// The longest one attempt may run, for kinds without a timeout of their own.
+    pub job_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub tickers_enabled: bool,
     /// Interval per ticker kind; kinds missing here use their default.
@@ -36,6 +58,8 @@ impl Default for RuntimeConfig {
         Self {
             queue: QueueSettings::default(),
             concurrency_overrides: HashMap::new(),
+            retry: RetryPolicy::default(),
+            job_timeout: Duration::from_secs(300),
             shutdown_timeout: Duration::from_secs(30),
             tickers_enabled: true,
             tick_intervals: HashMap::new(),
@@ -75,21 +99,31 @@ pub struct ShutdownReport {
 }
 
 impl Runtime {
-    /// Starts a worker per registered kind and, when enabled, the tickers. Must be called
-    /// inside a Tokio runtime.
-    pub fn start(registry: &Registry, config: &RuntimeConfig, deps: Deps) -> Self {
+    /// Starts a worker per registered kind and, when enabled, the tickers, on the database of
+    /// `pool`, with `ctx` for every handler. Must be called inside a Tokio runtime.
+    pub fn start<C: Context>(
+        registry: &Registry<C>,
+        config: &RuntimeConfig,
+        pool: PgPool,
+        ctx: C,
+    ) -> Self {
         let (shutdown, _) = watch::channel(false);
         let names = WorkerNames::default();
-        let deps = Arc::new(deps);
-        let pool = deps.pool.clone();
+        let shared = Arc::new(Shared {
+            ctx,
+            pool: pool.clone(),
+            gate: Arc::new(claim::Open),
+            retry: config.retry,
+            job_timeout: config.job_timeout,
+        });
         let notifications = Arc::new(JobNotifications::start(pool.clone(), &registry.names()));
         let mut tasks = JoinSet::new();
         for kind in registry.kinds() {
-            tasks.spawn(queue::supervise(
+            tasks.spawn(supervise::supervise(
                 kind.name,
                 kind.start,
                 config.settings_for(kind.name),
-                deps.clone(),
+                shared.clone(),
                 notifications.clone(),
                 names.clone(),
                 shutdown.subscribe(),
@@ -141,7 +175,7 @@ impl Runtime {
         }
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
-        let released = match store::release_jobs(&self.pool, &self.names.all()).await {
+        let released = match failures::release_jobs(&self.pool, &self.names.all()).await {
             Ok(released) => released,
             Err(e) => {
                 tracing::error!(

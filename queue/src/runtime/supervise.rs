@@ -1,5 +1,5 @@
 //! The one place that configures apalis. Every queue worker is built here with the settings
-//! apalis-notes asks for, and kept alive by a supervisor that restarts it with backoff.
+//! our apalis notes ask for, and kept alive by a supervisor that restarts it with backoff.
 //!
 //! - The queue name is `Job::NAME` (apalis would default to the Rust type path).
 //! - Wake-up is LISTEN/NOTIFY plus polling, so scheduled retries still start within one poll
@@ -25,17 +25,13 @@ use apalis::prelude::{
 };
 use backon::BackoffBuilder;
 use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
-use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::{
-    deps::Deps,
-    handler::{JobHandler, JobService},
-    metrics,
-    notifications::JobNotifications,
-    queue_backend::QueueBackend,
+use super::{
+    Shared, backend::QueueBackend, execute::JobService, notifications::JobNotifications,
     wakeup::Recheck,
 };
+use crate::{Context, Handler, metrics};
 
 /// How a queue worker claims jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,20 +56,18 @@ impl Default for QueueSettings {
     }
 }
 
-/// Starts one apalis worker for kind `J` under the given (unique) worker context.
-pub(crate) type StartWorker = fn(
+/// Starts one apalis worker for a kind under the given (unique) worker context.
+pub(crate) type StartWorker<C> = fn(
     WorkerContext,
-    PgPool,
     QueueSettings,
-    Arc<Deps>,
+    Arc<Shared<C>>,
     BoxStream<'static, ()>,
 ) -> BoxFuture<'static, Result<(), WorkerError>>;
 
-pub(crate) fn start_worker<J: JobHandler>(
+pub(crate) fn start_worker<J: Handler<C>, C: Context>(
     ctx: WorkerContext,
-    pool: PgPool,
     settings: QueueSettings,
-    deps: Arc<Deps>,
+    shared: Arc<Shared<C>>,
     wake_ups: BoxStream<'static, ()>,
 ) -> BoxFuture<'static, Result<(), WorkerError>> {
     let concurrency = settings.concurrency.max(1);
@@ -84,14 +78,14 @@ pub(crate) fn start_worker<J: JobHandler>(
         .missed_heartbeats(settings.missed_heartbeats);
     // The payload is decoded by our handler, not by apalis: apalis ends the whole worker on
     // a payload it cannot decode, while our handler fails just that job, permanently.
-    let (storage, acks) = QueueBackend::new(&pool, config, &ctx);
+    let (storage, acks) = QueueBackend::new(&shared.pool, config, shared.gate.clone(), &ctx);
     // Notifications (re-checked shortly after each, see `wakeup`), then polling.
     let backend = PollWith::new(storage, Recheck::new(StreamStrategy::new(wake_ups)))
         .poll_with_interval(settings.poll_interval);
     let worker = WorkerBuilder::new(&ctx)
         .backend(backend)
         .concurrency(concurrency)
-        .build(JobService::<J>::new(deps));
+        .build(JobService::<J, C>::new(shared));
     async move {
         let result = worker.run().await;
         // The worker has returned: what it acknowledged last reaches the database first.
@@ -137,11 +131,11 @@ fn restart_backoff() -> impl Iterator<Item = Duration> {
 
 /// Keeps a worker for `kind` running until shutdown is signalled; then stops it so that it
 /// claims nothing more, finishes its running jobs and hands fetched-but-unstarted ones back.
-pub(crate) async fn supervise(
+pub(crate) async fn supervise<C>(
     kind: &'static str,
-    start: StartWorker,
+    start: StartWorker<C>,
     settings: QueueSettings,
-    deps: Arc<Deps>,
+    shared: Arc<Shared<C>>,
     notifications: Arc<JobNotifications>,
     names: WorkerNames,
     mut shutdown: watch::Receiver<bool>,
@@ -156,9 +150,8 @@ pub(crate) async fn supervise(
         let ctx = WorkerContext::new(&name);
         let mut running = start(
             ctx.clone(),
-            deps.pool.clone(),
             settings,
-            deps.clone(),
+            shared.clone(),
             notifications.subscribe(kind),
         );
         let began = Instant::now();

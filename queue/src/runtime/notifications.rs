@@ -18,8 +18,7 @@ use serde::Deserialize;
 use sqlx::{PgPool, postgres::PgListener};
 use tokio::{sync::watch, task::JoinHandle};
 
-/// The channel apalis-postgres's insert trigger (`apalis.notify_new_jobs`) notifies on.
-pub(crate) const CHANNEL: &str = "apalis::job::insert";
+use crate::schema::CHANNEL;
 
 /// How long to wait before listening again after the connection failed.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
@@ -161,14 +160,13 @@ mod tests {
     /// Enqueues a due job of `kind` through the real insert trigger.
     async fn insert_due_job(pool: &PgPool, kind: &str) {
         let mut conn = pool.acquire().await.expect("a connection");
-        cart_core::jobs::insert_raw(&mut conn, kind, b"{}", 1, None, None)
-            .await
-            .expect("a job");
+        let job = crate::Encoded::raw(kind.to_owned(), b"{}".to_vec(), 1, None);
+        crate::enqueue(&mut conn, &job).await.expect("a job");
     }
 
     #[sqlx::test(migrations = false)]
     async fn a_committed_job_wakes_its_kind_once_and_no_other(pool: PgPool) {
-        cart_core::db::migrate(&pool).await.expect("migrations");
+        cart_migrations::migrate(&pool).await.expect("migrations");
         let notifications = JobNotifications::start(pool.clone(), &["send_email", "expire_order"]);
         let mut email = notifications.subscribe("send_email");
         let mut expiry = notifications.subscribe("expire_order");

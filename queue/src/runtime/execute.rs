@@ -8,100 +8,66 @@
 //! `job_failures`. apalis' own retry layer and `RetryAfterError` are never used.
 
 use std::{
-    future::Future,
     marker::PhantomData,
     panic::AssertUnwindSafe,
     sync::Arc,
-    task::{Context, Poll},
+    task::{self, Poll},
     time::{Duration, Instant},
 };
 
 use apalis::prelude::{AbortError, BoxDynError, ExecutionContext, Task};
-use cart_core::jobs::{Envelope, Job};
 use futures::{FutureExt, future::BoxFuture};
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::{deps::Deps, error::JobError, metrics, store};
+use super::{Shared, failures};
+use crate::{Context, Handler, JobError, Run, job::Envelope, metrics};
 
-/// Facts about the attempt being run.
-#[derive(Debug, Clone)]
-pub struct Run {
-    /// The job's id: also the idempotency key for providers, so a re-run is a no-op there.
-    pub job_id: String,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    pub max_attempts: u32,
-    pub request_id: String,
-}
-
-/// The worker side of a [`Job`]: what to do with its payload.
-pub trait JobHandler: Job {
-    /// The longest one attempt may take; `None` uses the worker's `WORKER_JOB_TIMEOUT`.
-    const TIMEOUT: Option<Duration> = None;
-
-    fn run(self, deps: &Deps, run: &Run) -> impl Future<Output = Result<(), JobError>> + Send;
-
-    /// Runs once the job has ended for good, however it ended: its last attempt failed (an
-    /// error, a database error, a timeout), it failed permanently (a panic included), or the
-    /// crash guard stopped it after workers died under it. `reason` is the last error. Kinds
-    /// whose job leaves something waiting for it (a payment `initiating`) close it here. If
-    /// this fails, the job is not given up: it runs again later, its attempt given back.
-    fn on_gave_up(
-        &self,
-        deps: &Deps,
-        reason: &str,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
-        let _ = (deps, reason);
-        async { Ok(()) }
-    }
-}
-
-/// How long [`JobHandler::on_gave_up`] may take.
+/// How long [`Handler::on_gave_up`] may take.
 const GAVE_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Errors are stored in the job row and in `job_failures`; a runaway message is cut here.
 const MAX_ERROR_CHARS: usize = 4000;
 
 /// The tower service apalis calls for every fetched job of kind `J`.
-pub struct JobService<J> {
-    deps: Arc<Deps>,
+pub(crate) struct JobService<J, C> {
+    shared: Arc<Shared<C>>,
     _kind: PhantomData<fn() -> J>,
 }
 
-impl<J> JobService<J> {
-    pub fn new(deps: Arc<Deps>) -> Self {
+impl<J, C> JobService<J, C> {
+    pub(crate) fn new(shared: Arc<Shared<C>>) -> Self {
         Self {
-            deps,
+            shared,
             _kind: PhantomData,
         }
     }
 }
 
-impl<J> Clone for JobService<J> {
+impl<J, C> Clone for JobService<J, C> {
     fn clone(&self) -> Self {
-        Self::new(self.deps.clone())
+        Self::new(self.shared.clone())
     }
 }
 
-impl<J: JobHandler> tower::Service<Task<Value>> for JobService<J> {
+impl<C: Context, J: Handler<C>> tower::Service<Task<Value>> for JobService<J, C> {
     type Response = ();
     type Error = BoxDynError;
     type Future = BoxFuture<'static, Result<(), BoxDynError>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, _: &mut task::Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, task: Task<Value>) -> Self::Future {
         let (args, ctx) = task.take();
-        execute::<J>(self.deps.clone(), args, ctx).boxed()
+        execute::<J, C>(self.shared.clone(), args, ctx).boxed()
     }
 }
 
-async fn execute<J: JobHandler>(
-    deps: Arc<Deps>,
+async fn execute<J: Handler<C>, C: Context>(
+    shared: Arc<Shared<C>>,
     args: Value,
     ctx: Arc<ExecutionContext>,
 ) -> Result<(), BoxDynError> {
@@ -114,7 +80,7 @@ async fn execute<J: JobHandler>(
         .unwrap_or_else(|| u32::try_from(J::MAX_ATTEMPTS).unwrap_or(1));
     let span = tracing::info_span!(
         "job",
-        kind = J::NAME,
+        job_kind = J::NAME,
         job_id = %job_id,
         attempt,
         max_attempts,
@@ -123,7 +89,7 @@ async fn execute<J: JobHandler>(
     async move {
         metrics::job_started(J::NAME);
         let started = Instant::now();
-        let outcome = attempt_job::<J>(&deps, &args, &job_id, attempt, max_attempts).await;
+        let outcome = attempt_job::<J, C>(&shared, &args, &job_id, attempt, max_attempts).await;
         let elapsed = started.elapsed();
         match outcome {
             Ok(()) => {
@@ -138,7 +104,7 @@ async fn execute<J: JobHandler>(
                     number: attempt,
                     max_attempts,
                 };
-                fail::<J>(&deps, &attempt, err, elapsed).await
+                fail::<J, C>(&shared, &attempt, err, elapsed).await
             }
         }
     }
@@ -146,8 +112,8 @@ async fn execute<J: JobHandler>(
     .await
 }
 
-async fn attempt_job<J: JobHandler>(
-    deps: &Deps,
+async fn attempt_job<J: Handler<C>, C: Context>(
+    shared: &Shared<C>,
     args: &Value,
     job_id: &str,
     attempt: u32,
@@ -165,8 +131,9 @@ async fn attempt_job<J: JobHandler>(
         JobError::permanent(anyhow::anyhow!("undecodable {} payload: {e}", J::NAME))
     })?;
     let request_id = envelope
+        .origin
         .request_id
-        .filter(|id| cart_core::request_id::is_sane(id))
+        // Written only by our own code, from ids the API has already checked.
         .unwrap_or_else(|| format!("job-{job_id}"));
     tracing::Span::current().record("request_id", request_id.as_str());
     let run = Run {
@@ -175,9 +142,9 @@ async fn attempt_job<J: JobHandler>(
         max_attempts,
         request_id: request_id.clone(),
     };
-    let timeout = J::TIMEOUT.unwrap_or(deps.settings.job_timeout);
-    let work = AssertUnwindSafe(envelope.payload.run(deps, &run)).catch_unwind();
-    match tokio::time::timeout(timeout, cart_core::request_id::scope(request_id, work)).await {
+    let timeout = J::TIMEOUT.unwrap_or(shared.job_timeout);
+    let work = AssertUnwindSafe(envelope.payload.run(&shared.ctx, &run)).catch_unwind();
+    match tokio::time::timeout(timeout, shared.ctx.scope(&run, work)).await {
         Err(_) => Err(JobError::retry(anyhow::anyhow!(
             "timed out after {}s",
             timeout.as_secs_f64()
@@ -199,9 +166,9 @@ struct Attempt<'a> {
 }
 
 /// Settles a failed attempt: schedules the retry, or gives the job up. This is the one place
-/// that knows a job of any kind has ended for good, so [`JobHandler::on_gave_up`] runs here.
-async fn fail<J: JobHandler>(
-    deps: &Deps,
+/// that knows a job of any kind has ended for good, so [`Handler::on_gave_up`] runs here.
+async fn fail<J: Handler<C>, C: Context>(
+    shared: &Shared<C>,
     attempt: &Attempt<'_>,
     err: JobError,
     elapsed: Duration,
@@ -212,12 +179,12 @@ async fn fail<J: JobHandler>(
         JobError::Deferred { after, .. } => (Some(*after), true),
         _ => (
             (!permanent && attempt.number < attempt.max_attempts)
-                .then(|| deps.settings.retry.delay(attempt.number)),
+                .then(|| retry_policy::<J, C>(shared).delay(attempt.number)),
             false,
         ),
     };
     if retry_in.is_none()
-        && let Err(hook_err) = gave_up::<J>(deps, attempt.args, &message).await
+        && let Err(hook_err) = gave_up::<J, C>(&shared.ctx, attempt.args, &message).await
     {
         // What waits for this job would stay stuck: keep the job instead, so the next run
         // (or its own giving up) settles it.
@@ -227,13 +194,13 @@ async fn fail<J: JobHandler>(
             .take(MAX_ERROR_CHARS)
             .collect();
         permanent = false;
-        retry_in = Some(deps.settings.retry.delay(attempt.number));
+        retry_in = Some(retry_policy::<J, C>(shared).delay(attempt.number));
         gives_back_attempt = true;
     }
     let (job_id, attempt) = (attempt.job_id, attempt.number);
-    if let Err(db_err) = store::record_failure(
-        &deps.pool,
-        &store::Failure {
+    if let Err(db_err) = failures::record_failure(
+        &shared.pool,
+        &failures::Failure {
             job_id,
             kind: J::NAME,
             attempt,
@@ -270,13 +237,17 @@ async fn fail<J: JobHandler>(
     }
 }
 
-/// Runs the kind's [`JobHandler::on_gave_up`] for the job whose envelope is `args` (nothing to
+/// Runs the kind's [`Handler::on_gave_up`] for the job whose envelope is `args` (nothing to
 /// do for a payload that cannot be decoded: no handler ever saw it).
-async fn gave_up<J: JobHandler>(deps: &Deps, args: &Value, reason: &str) -> anyhow::Result<()> {
+async fn gave_up<J: Handler<C>, C: Context>(
+    ctx: &C,
+    args: &Value,
+    reason: &str,
+) -> anyhow::Result<()> {
     let Ok(envelope) = Envelope::<J>::deserialize(args) else {
         return Ok(());
     };
-    let hook = AssertUnwindSafe(envelope.payload.on_gave_up(deps, reason)).catch_unwind();
+    let hook = AssertUnwindSafe(envelope.payload.on_gave_up(ctx, reason)).catch_unwind();
     match tokio::time::timeout(GAVE_UP_TIMEOUT, hook).await {
         Err(_) => Err(anyhow::anyhow!(
             "on_gave_up timed out after {}s",
@@ -288,6 +259,10 @@ async fn gave_up<J: JobHandler>(deps: &Deps, args: &Value, reason: &str) -> anyh
         )),
         Ok(Ok(result)) => result,
     }
+}
+
+fn retry_policy<J: Handler<C>, C: Context>(shared: &Shared<C>) -> crate::RetryPolicy {
+    J::RETRY.unwrap_or(shared.retry)
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
