@@ -17,11 +17,13 @@ use crate::job::{Envelope, Job, Origin};
 /// Why a job could not be enqueued.
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {
+    /// The payload could not be written as JSON.
     #[error("serialising a {kind} job: {source}")]
     Encode {
         kind: &'static str,
         source: serde_json::Error,
     },
+    /// The insert failed (the caller's transaction is then aborted, as with any statement).
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }

@@ -22,14 +22,17 @@ pub enum JobError {
 }
 
 impl JobError {
+    /// A failure worth another attempt later.
     pub fn retry(err: impl Into<anyhow::Error>) -> Self {
         Self::Retry(err.into())
     }
 
+    /// A failure no retry can mend.
     pub fn permanent(err: impl Into<anyhow::Error>) -> Self {
         Self::Permanent(err.into())
     }
 
+    /// Not an attempt: run again after `after`, the attempt given back.
     pub fn deferred(after: std::time::Duration, reason: impl Into<anyhow::Error>) -> Self {
         Self::Deferred {
             after,
@@ -37,6 +40,7 @@ impl JobError {
         }
     }
 
+    /// Whether the job fails for good.
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Permanent(_))
     }

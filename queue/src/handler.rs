@@ -37,6 +37,7 @@ pub trait Handler<C: Context>: Job {
     /// When a failed attempt runs again; `None` uses the runtime's policy.
     const RETRY: Option<RetryPolicy> = None;
 
+    /// One attempt at the job. Delivery is at least once: a handler must be idempotent.
     fn run(self, ctx: &C, run: &Run) -> impl Future<Output = Result<(), JobError>> + Send;
 
     /// Runs once the job has ended for good, however it ended: its last attempt failed (an

@@ -76,6 +76,7 @@ impl<C> Clone for Registry<C> {
 }
 
 impl<C: Context> Registry<C> {
+    /// A registry with no kinds.
     pub fn new() -> Self {
         Self::default()
     }
@@ -110,18 +111,22 @@ impl<C: Context> Registry<C> {
 }
 
 impl<C> Registry<C> {
+    /// The registered kinds, in registration order.
     pub fn kinds(&self) -> &[KindSpec<C>] {
         &self.kinds
     }
 
+    /// The kind called `name`, if registered.
     pub fn kind(&self, name: &str) -> Option<&KindSpec<C>> {
         self.kinds.iter().find(|k| k.name == name)
     }
 
+    /// The registered tickers.
     pub fn tickers(&self) -> &[TickerSpec] {
         &self.tickers
     }
 
+    /// The names of the registered kinds.
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.iter().map(|k| k.name).collect()
     }

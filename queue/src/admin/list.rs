@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use super::JobState;
 
+/// Which jobs [`list`] answers.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub state: Option<JobState>,
@@ -15,6 +16,7 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
+/// A job as a line of a list.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobSummary {
     pub id: String,
@@ -29,6 +31,7 @@ pub struct JobSummary {
     pub last_error: Option<String>,
 }
 
+/// The jobs that match `filter`, newest first, at most `filter.limit`.
 pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<JobSummary>, sqlx::Error> {
     // Job ids are ULIDs, which sort by creation time: "created since" is a range on the key.
     let since_id = filter.since.map(|at| {

@@ -42,6 +42,7 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order of a job's life.
     pub const ALL: [Self; 5] = [
         Self::Pending,
         Self::Running,
@@ -50,6 +51,7 @@ impl JobState {
         Self::Failed,
     ];
 
+    /// The name operators type and read (`retrying`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 
+/// Everything known about one job.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobDetail {
     pub id: String,
