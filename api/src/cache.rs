@@ -6,14 +6,15 @@
 //! moka's admission policy keeps one-off queries from evicting the popular ones. Every write to
 //! `products` or `categories`, by anyone, fires a database trigger that `pg_notify`s the change
 //! inside the writing transaction (see `cart_core::catalog::changes`); PostgreSQL delivers it
-//! on commit to each instance's [`PgListener`], which invalidates here. The instance that made
-//! the write also invalidates directly after its commit, so its own next read is fresh without
-//! waiting for the round trip. TTLs are only the safety net.
+//! on commit to each instance's [`ListenHub`], which hands it here to invalidate. The instance
+//! that made the write also invalidates directly after its commit, so its own next read is
+//! fresh without waiting for the round trip. TTLs are only the safety net.
 //!
 //! Two details keep this correct rather than merely likely:
-//! - The cache is used only while the listener is connected. Before the first connection,
-//!   and from a lost connection until it is re-established, reads go to the database; on
-//!   every (re)connection the cache is flushed, since notifications sent meanwhile are gone.
+//! - The cache is used only while the hub listens. Before it first does, and from a lost
+//!   connection until it is re-established, reads go to the database; whenever the hub says
+//!   notifications may have been missed (listening again, or this cache fell behind), the
+//!   cache is flushed.
 //! - A load that started before an invalidation can finish after it and insert what it read.
 //!   Each entry is stamped with the epoch at which its load began, and every invalidation
 //!   moves a threshold to a new epoch; an entry stamped before its threshold is treated as a
@@ -35,9 +36,10 @@ use cart_core::{
         changes::{CHANNEL, CatalogChange},
     },
     config::{self, ConfigError},
+    listen::{Heard, ListenHub, Subscription},
 };
+use futures::StreamExt;
 use moka::{Expiry, future::Cache};
-use sqlx::{PgPool, postgres::PgListener};
 use uuid::Uuid;
 
 /// `CACHE_*` settings.
@@ -509,62 +511,33 @@ impl CatalogCache {
         self.0.listening.store(listening, Ordering::SeqCst);
     }
 
-    /// Starts the invalidation listener on `pool` (a no-op when the cache is disabled). It runs
-    /// until the pool is closed, reconnecting with backoff.
-    pub fn spawn_listener(&self, pool: PgPool) {
+    /// Follows the catalog's change notifications through `hub` (a no-op when the cache is
+    /// disabled), until the hub stops.
+    pub fn spawn_listener(&self, hub: &ListenHub) {
         if self.0.enabled {
-            tokio::spawn(listen(self.clone(), pool));
+            tokio::spawn(follow(self.clone(), hub.subscribe(CHANNEL)));
         }
     }
 }
 
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    // A lost connection is handled here (flush, then a fresh listener), not silently inside.
-    listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
-async fn listen(cache: CatalogCache, pool: PgPool) {
-    const FIRST_RETRY: Duration = Duration::from_millis(100);
-    const MAX_RETRY: Duration = Duration::from_secs(30);
-    let mut retry = FIRST_RETRY;
-    loop {
-        if pool.is_closed() {
-            return;
-        }
-        let mut listener = match subscribe(&pool).await {
-            Ok(listener) => listener,
-            Err(sqlx::Error::PoolClosed) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, ?retry, "catalog cache listener cannot connect");
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(MAX_RETRY);
-                continue;
+async fn follow(cache: CatalogCache, mut changes: Subscription) {
+    while let Some(heard) = changes.next().await {
+        match heard {
+            Heard::Notice(payload) => cache.apply(&payload).await,
+            Heard::Missed => {
+                // Whatever changed meanwhile is unknown: start empty.
+                cache.flush();
+                cache.set_listening(true);
+                tracing::debug!(channel = CHANNEL, "catalog cache following changes");
             }
-        };
-        retry = FIRST_RETRY;
-        // Whatever changed while nobody listened is unknown: start empty.
-        cache.flush();
-        cache.set_listening(true);
-        tracing::info!(channel = CHANNEL, "catalog cache listening for changes");
-        let ended = loop {
-            match listener.try_recv().await {
-                Ok(Some(notification)) => cache.apply(notification.payload()).await,
-                Ok(None) => break None,
-                Err(e) => break Some(e),
+            Heard::Lost => {
+                cache.set_listening(false);
+                cache.flush();
             }
-        };
-        cache.set_listening(false);
-        cache.flush();
-        drop(listener);
-        match ended {
-            Some(sqlx::Error::PoolClosed) => return,
-            Some(e) => tracing::warn!(error = %e, "catalog cache listener failed; reconnecting"),
-            None => tracing::warn!("catalog cache listener lost its connection; reconnecting"),
         }
     }
+    cache.set_listening(false);
+    cache.flush();
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     }
 }
 
-/// Start-up work before serving: the catalog cache's invalidation listener, and the admin
+/// Start-up work before serving: the catalog cache's subscription to its changes, and the admin
 /// bootstrap from `ADMIN_EMAIL`/`ADMIN_PASSWORD` (creates that admin, or promotes the
 /// existing account; idempotent). Invalid values stop the start; a database that does not
 /// answer yet does not: the bootstrap then keeps trying in the background, as the API itself
@@ -130,7 +130,7 @@ fn cors(origins: &[String]) -> CorsLayer {
 pub async fn startup(state: &AppState) -> anyhow::Result<()> {
     use anyhow::Context;
 
-    state.cache.spawn_listener(state.db.clone());
+    state.cache.spawn_listener(&state.listen_hub);
     let Some(admin) = state.config.admin_bootstrap.clone() else {
         return Ok(());
     };

@@ -15,6 +15,7 @@ pub mod http_client;
 pub mod idempotency;
 pub mod invoices;
 pub mod jobs;
+pub mod listen;
 pub mod mail;
 pub mod money;
 pub mod orders;

@@ -188,13 +188,15 @@ async fn a_listener_that_reconnects_flushes_its_cache(pool: PgPool) {
     change_price_silently(&pool, &id, 1500).await;
     assert_eq!(price_of(&b, &id).await, 1000);
 
-    // Cut both listeners' connections: whatever they might have missed must not be served.
+    // Cut both instances' listening connections: whatever they might have missed must not
+    // be served.
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (
              SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE datname = current_database() AND query ILIKE 'LISTEN%'
+             WHERE datname = current_database() AND application_name = $1
          ) AS t",
     )
+    .bind(cart_core::listen::APPLICATION_NAME)
     .fetch_one(&pool)
     .await
     .unwrap();
