@@ -48,6 +48,6 @@ pub use {
     job::{Envelope, Job, Origin, Serves},
     registry::{KindSpec, Registry, TickerSpec},
     retry::RetryPolicy,
-    runtime::{QueueSettings, Runtime, RuntimeConfig, ShutdownReport},
+    runtime::{Notice, QueueSettings, Runtime, RuntimeConfig, ShutdownReport},
     tick::{TickJob, tick_key},
 };

@@ -41,11 +41,38 @@ pub fn init_tracing(default_level: &str) -> anyhow::Result<()> {
 }
 
 /// Starts the queue runtime for `registry` on the database of `deps`, every handler getting
-/// `deps`.
+/// `deps`, woken by a listening connection of its own (`cart-worker` in `pg_stat_activity`).
 pub fn start(
     registry: &Registry,
     config: &cart_queue::RuntimeConfig,
     deps: Deps,
 ) -> cart_queue::Runtime {
-    cart_queue::Runtime::start(registry, config, deps.pool.clone(), deps)
+    use cart_core::listen::{Heard, HubConfig, ListenHub};
+    use cart_queue::Notice;
+    use futures::StreamExt;
+
+    let hub = ListenHub::start(
+        &deps.pool,
+        HubConfig {
+            application_name: LISTEN_APPLICATION_NAME.to_owned(),
+            ..HubConfig::default()
+        },
+    );
+    let notices = hub
+        .subscribe(cart_queue::schema::CHANNEL)
+        .filter_map(move |heard| {
+            // The runtime holds the hub through its notices: it listens while they are read.
+            let _listening = &hub;
+            std::future::ready(match heard {
+                Heard::Notice(payload) => Some(Notice::Payload(payload)),
+                Heard::Missed => Some(Notice::Missed),
+                // Polling carries on meanwhile; the reconnection says `Missed`.
+                Heard::Lost => None,
+            })
+        })
+        .boxed();
+    cart_queue::Runtime::start(registry, config, deps.pool.clone(), deps, notices)
 }
+
+/// How the worker's listening connection shows in `pg_stat_activity`.
+pub const LISTEN_APPLICATION_NAME: &str = "cart-worker-listen";

@@ -18,6 +18,7 @@ mod wakeup;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use futures::stream::BoxStream;
 use sqlx::PgPool;
 use tokio::{sync::watch, task::JoinSet};
 
@@ -26,6 +27,7 @@ pub use supervise::QueueSettings;
 use crate::{Context, Registry, RetryPolicy};
 use claim::ClaimGate;
 use notifications::JobNotifications;
+pub use notifications::Notice;
 use supervise::WorkerNames;
 
 /// What every worker of a runtime shares with the jobs it runs.
@@ -100,12 +102,15 @@ pub struct ShutdownReport {
 
 impl Runtime {
     /// Starts a worker per registered kind and, when enabled, the tickers, on the database of
-    /// `pool`, with `ctx` for every handler. Must be called inside a Tokio runtime.
+    /// `pool`, with `ctx` for every handler. `notices` is what the process's listener hears on
+    /// [`CHANNEL`](crate::schema::CHANNEL): it wakes the workers of the kind a new job names
+    /// (polling finds everything else). Must be called inside a Tokio runtime.
     pub fn start<C: Context>(
         registry: &Registry<C>,
         config: &RuntimeConfig,
         pool: PgPool,
         ctx: C,
+        notices: BoxStream<'static, Notice>,
     ) -> Self {
         let (shutdown, _) = watch::channel(false);
         let names = WorkerNames::default();
@@ -116,7 +121,7 @@ impl Runtime {
             retry: config.retry,
             job_timeout: config.job_timeout,
         });
-        let notifications = Arc::new(JobNotifications::start(pool.clone(), &registry.names()));
+        let notifications = Arc::new(JobNotifications::start(notices, &registry.names()));
         let mut tasks = JoinSet::new();
         for kind in registry.kinds() {
             tasks.spawn(supervise::supervise(

@@ -1,27 +1,33 @@
-//! One LISTEN connection per worker process for the queue's "job inserted" notifications,
-//! fanned out to the queue workers by job kind.
+//! The queue's "job inserted" notifications, heard by the process's one listening connection
+//! and fanned out to the queue workers by job kind.
 //!
 //! apalis-postgres's `Pubsub` opens a listening connection per queue, and each of those
 //! receives every notification of the database: PostgreSQL wakes every listening backend on
 //! every committed NOTIFY, whatever its channel (a product's stock change announced to the
 //! API's cache included), and each listener parsed every payload to find its own kind. With a
-//! dozen kinds that was a dozen backends and a dozen client tasks woken per checkout. Here one
-//! connection listens, and only the kind a notification names is woken.
+//! dozen kinds that was a dozen backends and a dozen client tasks woken per checkout. Here the
+//! process's listener (its caller's, handed to [`Runtime::start`](crate::Runtime::start))
+//! delivers [`Notice`]s, and only the kind a notification names is woken.
 //!
-//! The trigger notifies only for jobs due now (`run_at <= now()`); jobs scheduled for later,
-//! and anything inserted while the connection was down, are found by the workers' polling.
+//! The trigger notifies only for jobs due now (`run_at <= now()`); jobs scheduled for later
+//! are found by the workers' polling, and whatever was notified while the listener was away
+//! is looked for at once when it says it may have missed something.
 
-use std::{borrow::Cow, collections::HashMap, sync::Arc, time::Duration};
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
 use futures::{StreamExt, stream::BoxStream};
 use serde::Deserialize;
-use sqlx::{PgPool, postgres::PgListener};
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::schema::CHANNEL;
-
-/// How long to wait before listening again after the connection failed.
-const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// What a process's listener heard on the queue's channel ([`CHANNEL`](crate::schema::CHANNEL)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A notification's payload (apalis' trigger names the job's kind in it).
+    Payload(String),
+    /// Notifications may have been missed (the listener reconnected, or fell behind): every
+    /// worker looks for due jobs now.
+    Missed,
+}
 
 /// Each started kind's wake-up signal.
 type Kinds = HashMap<&'static str, watch::Sender<()>>;
@@ -33,15 +39,15 @@ pub(crate) struct JobNotifications {
 }
 
 impl JobNotifications {
-    /// Starts listening for the given kinds. Must be called inside a Tokio runtime.
-    pub(crate) fn start(pool: PgPool, kinds: &[&'static str]) -> Self {
+    /// Dispatches `notices` to the given kinds. Must be called inside a Tokio runtime.
+    pub(crate) fn start(notices: BoxStream<'static, Notice>, kinds: &[&'static str]) -> Self {
         let kinds: Arc<Kinds> = Arc::new(
             kinds
                 .iter()
                 .map(|kind| (*kind, watch::Sender::new(())))
                 .collect(),
         );
-        let listener = tokio::spawn(listen(pool, kinds.clone()));
+        let listener = tokio::spawn(dispatch_all(notices, kinds.clone()));
         Self { kinds, listener }
     }
 
@@ -97,44 +103,25 @@ fn wake_all(kinds: &Kinds) {
     }
 }
 
-async fn listen(pool: PgPool, kinds: Arc<Kinds>) {
-    let mut listener = loop {
-        match connect(&pool).await {
-            Ok(listener) => break listener,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for job notifications yet; polling meanwhile");
-                tokio::time::sleep(RECONNECT_DELAY).await;
+async fn dispatch_all(mut notices: BoxStream<'static, Notice>, kinds: Arc<Kinds>) {
+    while let Some(notice) = notices.next().await {
+        match notice {
+            Notice::Payload(payload) => {
+                dispatch(&kinds, &payload);
             }
-        }
-    };
-    loop {
-        // `try_recv` reconnects (and listens again) by itself on the call after a loss.
-        match listener.try_recv().await {
-            Ok(Some(notification)) => {
-                dispatch(&kinds, notification.payload());
-            }
-            Ok(None) => {
-                tracing::warn!("job notification connection lost; reconnecting");
-                // Whatever was notified meanwhile is lost: look now rather than at the next
-                // polling tick.
-                wake_all(&kinds);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for job notifications; retrying");
-                tokio::time::sleep(RECONNECT_DELAY).await;
-            }
+            // Look now rather than at the next polling tick.
+            Notice::Missed => wake_all(&kinds),
         }
     }
-}
-
-async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
+    tracing::warn!("the job notification listener has stopped; workers rely on polling");
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use sqlx::{PgPool, postgres::PgListener};
+
     use super::*;
 
     fn senders(kinds: &[&'static str]) -> Kinds {
@@ -157,6 +144,37 @@ mod tests {
         assert!(!expiry.has_changed().unwrap());
     }
 
+    #[tokio::test]
+    async fn a_missed_notice_wakes_every_kind() {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        let notifications =
+            JobNotifications::start(receiver.boxed(), &["send_email", "expire_order"]);
+        let mut email = notifications.subscribe("send_email");
+        let mut expiry = notifications.subscribe("expire_order");
+        sender.unbounded_send(Notice::Missed).unwrap();
+        let soon = std::time::Duration::from_secs(2);
+        assert_eq!(tokio::time::timeout(soon, email.next()).await, Ok(Some(())));
+        assert_eq!(
+            tokio::time::timeout(soon, expiry.next()).await,
+            Ok(Some(()))
+        );
+    }
+
+    /// The queue's channel as notices, from a listener of the test's own.
+    async fn listen(pool: &PgPool) -> BoxStream<'static, Notice> {
+        let mut listener = PgListener::connect_with(pool).await.expect("a listener");
+        listener
+            .listen(crate::schema::CHANNEL)
+            .await
+            .expect("LISTEN");
+        listener
+            .into_stream()
+            .filter_map(|heard| async move {
+                heard.ok().map(|n| Notice::Payload(n.payload().to_owned()))
+            })
+            .boxed()
+    }
+
     /// Enqueues a due job of `kind` through the real insert trigger.
     async fn insert_due_job(pool: &PgPool, kind: &str) {
         let mut conn = pool.acquire().await.expect("a connection");
@@ -167,7 +185,8 @@ mod tests {
     #[sqlx::test(migrations = false)]
     async fn a_committed_job_wakes_its_kind_once_and_no_other(pool: PgPool) {
         cart_migrations::migrate(&pool).await.expect("migrations");
-        let notifications = JobNotifications::start(pool.clone(), &["send_email", "expire_order"]);
+        let notifications =
+            JobNotifications::start(listen(&pool).await, &["send_email", "expire_order"]);
         let mut email = notifications.subscribe("send_email");
         let mut expiry = notifications.subscribe("expire_order");
         let mut unknown = notifications.subscribe("not_started");

@@ -333,3 +333,34 @@ async fn a_job_enqueued_by_hand_with_a_raw_envelope_runs(pool: PgPool) {
     runtime.shutdown().await;
     assert_eq!(runs(&pool, "raw").await, 1);
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_worker_process_listens_on_one_connection_for_every_kind(pool: PgPool) {
+    helpers::setup(&pool).await;
+    let runtime = helpers::start(&pool);
+    let backends = || async {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT application_name, query FROM pg_stat_activity
+             WHERE datname = current_database()
+               AND (application_name = $1 OR query ILIKE 'LISTEN%')",
+        )
+        .bind(cart_worker::LISTEN_APPLICATION_NAME)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    wait_for("the worker's listener", SOON, || async {
+        backends()
+            .await
+            .iter()
+            .any(|(_, query)| query.contains("apalis::job::insert"))
+    })
+    .await;
+    // Every kind's worker has started by now, and none opened a listener of its own.
+    let id = helpers::enqueue(&pool, &record("heard")).await;
+    wait_for_status(&pool, &id, "Done", SOON).await;
+    let listening = backends().await;
+    assert_eq!(listening.len(), 1, "{listening:?}");
+    assert_eq!(listening[0].0, cart_worker::LISTEN_APPLICATION_NAME);
+    runtime.shutdown().await;
+}
