@@ -204,57 +204,6 @@ impl ApiConfig {
             .check_covers(self.payments.providers.pix_expires_in)?;
         Ok(self)
     }
-
-    /// Settings for tests: a fixed secret, no rate limits, cheap password hashing, everything
-    /// else at its default.
-    pub fn for_tests(database_url: &str) -> Self {
-        let mut db = DbConfig {
-            url: database_url.to_owned(),
-            min_connections: 0,
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(10),
-            statement_timeout: Duration::from_secs(15),
-        };
-        db.url = database_url.to_owned();
-        Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            db,
-            jwt: JwtKeys::new(
-                b"test-secret-test-secret-test-secret!",
-                Duration::from_secs(3600),
-            )
-            .expect("the test secret is long enough"),
-            allowed_origins: vec![],
-            body_limit_bytes: 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
-            shutdown_timeout: Duration::from_secs(5),
-            pagination_max_limit: 100,
-            rate_limits: RateLimits {
-                enabled: false,
-                global_per_window: 300,
-                global_window: Duration::from_secs(60),
-                login_per_window: 5,
-                login_window: Duration::from_secs(20),
-                register_per_window: 3,
-                register_window: Duration::from_secs(3600),
-                forgot_per_window: 5,
-                forgot_window: Duration::from_secs(3600),
-                failed_logins_per_window: 10,
-                failed_logins_window: Duration::from_secs(15 * 60),
-                trusted_proxies: vec![],
-            },
-            store_name: "Loja Teste".into(),
-            frontend_url: "http://localhost:3000".into(),
-            passwords: PasswordHasher::new(&PasswordConfig::for_tests())
-                .expect("the test hashing parameters are valid"),
-            password_reset_ttl: Duration::from_secs(3600),
-            admin_bootstrap: None,
-            cache: crate::cache::CacheConfig::default(),
-            orders: cart_core::orders::OrdersConfig::default(),
-            shipping_sender_cep: "01310100".into(),
-            payments: cart_core::payments::flow::PaymentSettings::for_tests(),
-        }
-    }
 }
 
 #[cfg(test)]

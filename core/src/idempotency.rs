@@ -247,7 +247,7 @@ mod tests {
 
     async fn user(pool: &PgPool) -> Uuid {
         let mut conn = pool.acquire().await.unwrap();
-        crate::orders::tests::insert_user(&mut conn, None).await
+        crate::test_support::insert_user(&mut conn, None).await
     }
 
     fn key(user_id: Uuid, key: &str) -> KeyRef {
@@ -312,7 +312,7 @@ mod tests {
             Begin::Conflict(KeyConflict::DifferentRequest)
         );
         // Keys are per user and per route.
-        let another = crate::orders::tests::insert_user(&mut conn, None).await;
+        let another = crate::test_support::insert_user(&mut conn, None).await;
         assert!(matches!(
             begin(&mut conn, key(another, "k1"), "h1").await.unwrap(),
             Begin::Fresh(_)

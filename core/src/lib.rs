@@ -23,6 +23,10 @@ pub mod payments;
 pub mod rate_limits;
 pub mod request_id;
 pub mod shipping;
+#[cfg(test)]
+mod test_support;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod users;
 pub mod validation;
 

@@ -59,7 +59,9 @@ impl PaymentDeps {
         })
     }
 
-    /// Sandbox providers (see `PaymentSettings::for_tests`), a quick NF-e poll.
+    /// Sandbox providers (see `PaymentSettings::for_tests`), a quick NF-e poll. Only under the
+    /// `testing` feature, which only dev-dependencies turn on.
+    #[cfg(feature = "testing")]
     pub fn for_tests() -> Self {
         let fiscal = FiscalConfig::default();
         Self {

@@ -5,9 +5,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::TestApp;
-
-const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+use crate::helpers::{JWT_SECRET, TestApp};
 
 fn sign(claims: &Claims, alg: Algorithm, secret: &[u8]) -> String {
     jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret))
@@ -116,38 +114,26 @@ async fn bad_tokens_are_401_with_a_bearer_challenge(pool: PgPool) {
         Algorithm::HS256,
         b"another-secret-another-secret-another!",
     );
-    let expired = sign(
-        &claims_for(user.id, sid, -60),
-        Algorithm::HS256,
-        TEST_SECRET,
-    );
-    let hs512 = sign(
-        &claims_for(user.id, sid, 600),
-        Algorithm::HS512,
-        TEST_SECRET,
-    );
+    let expired = sign(&claims_for(user.id, sid, -60), Algorithm::HS256, JWT_SECRET);
+    let hs512 = sign(&claims_for(user.id, sid, 600), Algorithm::HS512, JWT_SECRET);
     let unknown_user = sign(
         &claims_for(uuid::Uuid::now_v7(), sid, 600),
         Algorithm::HS256,
-        TEST_SECRET,
+        JWT_SECRET,
     );
     let no_such_session = sign(
         &claims_for(user.id, uuid::Uuid::now_v7(), 600),
         Algorithm::HS256,
-        TEST_SECRET,
+        JWT_SECRET,
     );
     let now = chrono::Utc::now().timestamp();
     let without_session = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &json!({"sub": user.id, "role": "admin", "iat": now, "exp": now + 600}),
-        &EncodingKey::from_secret(TEST_SECRET),
+        &EncodingKey::from_secret(JWT_SECRET),
     )
     .expect("signed");
-    let valid = sign(
-        &claims_for(user.id, sid, 600),
-        Algorithm::HS256,
-        TEST_SECRET,
-    );
+    let valid = sign(&claims_for(user.id, sid, 600), Algorithm::HS256, JWT_SECRET);
 
     let missing = app.get("/api/users/me", None).await;
     missing.assert_problem(401);

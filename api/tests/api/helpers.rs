@@ -3,10 +3,73 @@
 
 #![allow(dead_code)]
 
-use cart_api::{config::ApiConfig, state::AppState};
+use std::{net::SocketAddr, time::Duration};
+
+use cart_api::{
+    config::{ApiConfig, RateLimits},
+    state::AppState,
+};
+use cart_core::{
+    auth::{
+        jwt::JwtKeys,
+        password::{PasswordConfig, PasswordHasher},
+    },
+    db::DbConfig,
+    payments::flow::PaymentSettings,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
+
+/// The `JWT_SECRET` of [`test_config`].
+pub const JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+/// Settings for tests: a fixed secret, no rate limits, cheap password hashing, everything
+/// else at its default.
+pub fn test_config() -> ApiConfig {
+    ApiConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        // The test's pool is handed to the state directly; nothing connects with this.
+        db: DbConfig {
+            url: "postgres://unused".into(),
+            min_connections: 0,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(15),
+        },
+        jwt: JwtKeys::new(JWT_SECRET, Duration::from_secs(3600))
+            .expect("the test secret is long enough"),
+        allowed_origins: vec![],
+        body_limit_bytes: 1024 * 1024,
+        request_timeout: Duration::from_secs(30),
+        shutdown_timeout: Duration::from_secs(5),
+        pagination_max_limit: 100,
+        rate_limits: RateLimits {
+            enabled: false,
+            global_per_window: 300,
+            global_window: Duration::from_secs(60),
+            login_per_window: 5,
+            login_window: Duration::from_secs(20),
+            register_per_window: 3,
+            register_window: Duration::from_secs(3600),
+            forgot_per_window: 5,
+            forgot_window: Duration::from_secs(3600),
+            failed_logins_per_window: 10,
+            failed_logins_window: Duration::from_secs(15 * 60),
+            trusted_proxies: vec![],
+        },
+        store_name: "Loja Teste".into(),
+        frontend_url: "http://localhost:3000".into(),
+        passwords: PasswordHasher::new(&PasswordConfig::for_tests())
+            .expect("the test hashing parameters are valid"),
+        password_reset_ttl: Duration::from_secs(3600),
+        admin_bootstrap: None,
+        cache: cart_api::cache::CacheConfig::default(),
+        orders: cart_core::orders::OrdersConfig::default(),
+        shipping_sender_cep: "01310100".into(),
+        payments: PaymentSettings::for_tests(),
+    }
+}
 
 pub struct TestApp {
     pub base: String,
@@ -74,7 +137,7 @@ impl TestApp {
         cart_core::db::migrate(&pool)
             .await
             .expect("migrations apply");
-        let mut config = ApiConfig::for_tests("postgres://unused");
+        let mut config = test_config();
         adjust(&mut config);
         let state = build(AppState::new(pool.clone(), config));
         cart_api::startup(&state).await.expect("start-up");

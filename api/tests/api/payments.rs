@@ -22,10 +22,11 @@ use cart_core::{
     },
     payments::{
         BreakerConfig, CircuitBreaker,
-        flow::{PaymentSettings, TEST_PROPAY_SECRET, TEST_STRIPE_SECRET},
+        flow::PaymentSettings,
         settings::{providers_from, webhook_verifiers_from},
         signature::{sign_openpix_hmac, sign_propay, sign_stripe},
     },
+    testing::{TEST_PROPAY_SECRET, TEST_STRIPE_SECRET},
 };
 use cart_queue::{QueueSettings, RetryPolicy, Runtime, RuntimeConfig};
 use cart_worker::{Deps, JobSettings, deps::PaymentDeps};
@@ -143,10 +144,8 @@ pub(crate) fn worker_deps(pool: &PgPool) -> Deps {
         ),
         settings: Arc::new(JobSettings::default()),
         payments: Arc::new(PaymentDeps::for_tests()),
-        // The JWT_SECRET of `ApiConfig::for_tests`, as a worker beside that API would have.
-        reset_key: cart_core::users::password_reset::ResetKey::derive(
-            b"test-secret-test-secret-test-secret!",
-        ),
+        // The API's secret in tests, as a worker beside that API would have.
+        reset_key: cart_core::users::password_reset::ResetKey::derive(crate::helpers::JWT_SECRET),
     }
 }
 

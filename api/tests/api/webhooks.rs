@@ -112,7 +112,7 @@ async fn a_stale_stripe_timestamp_is_401(pool: PgPool) {
     let app = &world.app;
     let (body, _) = stripe_event("payment_intent.succeeded", "evt_old", "x", Uuid::now_v7());
     let stale = chrono::Utc::now().timestamp() - 301;
-    let header = sign_stripe(cart_core::payments::flow::TEST_STRIPE_SECRET, stale, &body);
+    let header = sign_stripe(cart_core::testing::TEST_STRIPE_SECRET, stale, &body);
     post_webhook(
         app,
         "/api/webhooks/stripe",
@@ -123,7 +123,7 @@ async fn a_stale_stripe_timestamp_is_401(pool: PgPool) {
     .assert_problem(401);
     // Any of several v1 values may match (secret rotation).
     let now = chrono::Utc::now().timestamp();
-    let good = sign_stripe(cart_core::payments::flow::TEST_STRIPE_SECRET, now, &body);
+    let good = sign_stripe(cart_core::testing::TEST_STRIPE_SECRET, now, &body);
     let rotated = format!(
         "t={now},v1={},{}",
         "ab".repeat(32),
@@ -146,7 +146,7 @@ async fn malformed_json_with_a_valid_signature_is_400(pool: PgPool) {
     let app = &world.app;
     let body = b"{\"event_id\": \"e1\", \"event\": ".to_vec();
     let signature = cart_core::payments::signature::sign_propay(
-        cart_core::payments::flow::TEST_PROPAY_SECRET.as_bytes(),
+        cart_core::testing::TEST_PROPAY_SECRET.as_bytes(),
         &body,
     );
     post_webhook(
@@ -335,7 +335,7 @@ async fn an_event_we_do_not_act_on_is_acknowledged(pool: PgPool) {
     )
     .unwrap();
     let header = sign_stripe(
-        cart_core::payments::flow::TEST_STRIPE_SECRET,
+        cart_core::testing::TEST_STRIPE_SECRET,
         chrono::Utc::now().timestamp(),
         &body,
     );
@@ -903,7 +903,7 @@ fn stripe_succeeded(
     }))
     .unwrap();
     let header = sign_stripe(
-        cart_core::payments::flow::TEST_STRIPE_SECRET,
+        cart_core::testing::TEST_STRIPE_SECRET,
         chrono::Utc::now().timestamp(),
         &body,
     );

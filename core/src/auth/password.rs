@@ -90,19 +90,6 @@ impl PasswordConfig {
         }
         Ok(config)
     }
-
-    /// Cheap parameters so tests do not spend seconds hashing.
-    pub fn for_tests() -> Self {
-        Self {
-            params: Argon2Params {
-                memory_kib: 1024,
-                iterations: 1,
-                parallelism: 1,
-            },
-            concurrency: 4,
-            max_wait: Duration::from_secs(5),
-        }
-    }
 }
 
 /// Hashes and verifies passwords under the concurrency bound. Cheap to clone.

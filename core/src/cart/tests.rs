@@ -5,7 +5,8 @@ use sqlx::PgPool;
 use super::*;
 use crate::{
     catalog::{ProductInput, products},
-    coupons::{CouponInput, tests::user},
+    coupons::CouponInput,
+    test_support::insert_user,
 };
 
 async fn product(conn: &mut PgConnection, sku: &str, price_cents: i64, stock: i64) -> Uuid {
@@ -37,7 +38,10 @@ async fn purge_abandoned_deletes_only_carts_older_than_the_ttl(pool: PgPool) {
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let item = product(&mut conn, "P1", 1000, 5).await;
-    let (old_user, fresh_user) = (user(&mut conn).await, user(&mut conn).await);
+    let (old_user, fresh_user) = (
+        insert_user(&mut conn, None).await,
+        insert_user(&mut conn, None).await,
+    );
     add_item(&mut conn, old_user, item, 1).await.unwrap();
     add_item(&mut conn, fresh_user, item, 2).await.unwrap();
     sqlx::query!(
@@ -73,7 +77,7 @@ async fn checkout_reads_the_locked_lines_with_product_data_and_clear_empties_the
     let a = product(&mut conn, "A1", 1000, 5).await;
     let b = product(&mut conn, "B1", 250, 1).await;
     let gone = product(&mut conn, "G1", 999, 5).await;
-    let user = user(&mut conn).await;
+    let user = insert_user(&mut conn, None).await;
     add_item(&mut conn, user, b, 1).await.unwrap();
     add_item(&mut conn, user, a, 3).await.unwrap();
     add_item(&mut conn, user, gone, 1).await.unwrap();
@@ -137,7 +141,7 @@ async fn line_quantities_are_bounded_by_stock_and_totals_use_current_prices(pool
     crate::db::migrate(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let item = product(&mut conn, "Q1", 1990, 3).await;
-    let user = user(&mut conn).await;
+    let user = insert_user(&mut conn, None).await;
     add_item(&mut conn, user, item, 2).await.unwrap();
     assert!(matches!(
         add_item(&mut conn, user, item, 2).await,

@@ -69,32 +69,43 @@ fn write_errors<T>(result: Result<T, sqlx::Error>) -> Result<T> {
         })
 }
 
-async fn allocate_slug(
-    conn: &mut PgConnection,
-    name: &str,
-    exclude: Option<Uuid>,
-) -> Result<String> {
-    let base = slug::slugify(name, "categoria");
-    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('categories.slug'))")
-        .execute(&mut *conn)
-        .await?;
-    let taken: std::collections::HashSet<String> = sqlx::query_scalar!(
-        r#"SELECT slug FROM categories
-           WHERE (slug = $1 OR slug LIKE $1 || '-%') AND ($2::uuid IS NULL OR id <> $2)"#,
-        base,
-        exclude,
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
-    Ok(slug::first_free(&base, &taken))
+impl slug::Slugged for Category {
+    const LOCK_KEY: &'static str = "categories.slug";
+    const FALLBACK: &'static str = "categoria";
+
+    async fn slugs_like(
+        conn: &mut PgConnection,
+        base: &str,
+        exclude: Option<Uuid>,
+    ) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT slug FROM categories
+               WHERE (slug = $1 OR slug LIKE $1 || '-%') AND ($2::uuid IS NULL OR id <> $2)"#,
+            base,
+            exclude,
+        )
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
+    async fn lock_name_and_slug(
+        conn: &mut PgConnection,
+        id: Uuid,
+    ) -> Result<Option<(String, String)>> {
+        Ok(sqlx::query!(
+            "SELECT name, slug FROM categories WHERE id = $1 FOR UPDATE",
+            id
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| (row.name, row.slug)))
+    }
 }
 
 pub async fn create(conn: &mut PgConnection, input: CategoryInput) -> Result<Category> {
     let c = input.validate()?;
     let mut tx = conn.begin().await?;
-    let slug = allocate_slug(&mut tx, &c.name, None).await?;
+    let slug = slug::allocate::<Category>(&mut tx, &c.name, None).await?;
     let category = write_errors(
         sqlx::query_as!(
             Category,
@@ -118,18 +129,7 @@ pub async fn create(conn: &mut PgConnection, input: CategoryInput) -> Result<Cat
 pub async fn update(conn: &mut PgConnection, id: Uuid, input: CategoryInput) -> Result<Category> {
     let c = input.validate()?;
     let mut tx = conn.begin().await?;
-    let current = sqlx::query!(
-        "SELECT name, slug FROM categories WHERE id = $1 FOR UPDATE",
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(Error::NotFound)?;
-    let slug = if current.name == c.name {
-        current.slug
-    } else {
-        allocate_slug(&mut tx, &c.name, Some(id)).await?
-    };
+    let slug = slug::for_update::<Category>(&mut tx, id, &c.name).await?;
     let category = write_errors(
         sqlx::query_as!(
             Category,

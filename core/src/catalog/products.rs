@@ -215,36 +215,45 @@ fn write_errors<T>(result: Result<T, sqlx::Error>) -> Result<T> {
         })
 }
 
-/// Picks a slug for `name` not used by another live product. Serialised by an advisory lock
-/// (held to the end of the caller's transaction) so two writers cannot pick the same one.
-async fn allocate_slug(
-    conn: &mut PgConnection,
-    name: &str,
-    exclude: Option<Uuid>,
-) -> Result<String> {
-    let base = slug::slugify(name, "produto");
-    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('products.slug'))")
-        .execute(&mut *conn)
-        .await?;
-    let taken: std::collections::HashSet<String> = sqlx::query_scalar!(
-        r#"SELECT slug FROM products
-           WHERE deleted_at IS NULL AND (slug = $1 OR slug LIKE $1 || '-%')
-             AND ($2::uuid IS NULL OR id <> $2)"#,
-        base,
-        exclude,
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .collect();
-    Ok(slug::first_free(&base, &taken))
+impl slug::Slugged for Product {
+    const LOCK_KEY: &'static str = "products.slug";
+    const FALLBACK: &'static str = "produto";
+
+    async fn slugs_like(
+        conn: &mut PgConnection,
+        base: &str,
+        exclude: Option<Uuid>,
+    ) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT slug FROM products
+               WHERE deleted_at IS NULL AND (slug = $1 OR slug LIKE $1 || '-%')
+                 AND ($2::uuid IS NULL OR id <> $2)"#,
+            base,
+            exclude,
+        )
+        .fetch_all(&mut *conn)
+        .await?)
+    }
+
+    async fn lock_name_and_slug(
+        conn: &mut PgConnection,
+        id: Uuid,
+    ) -> Result<Option<(String, String)>> {
+        Ok(sqlx::query!(
+            "SELECT name, slug FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+            id
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| (row.name, row.slug)))
+    }
 }
 
 /// Creates a product; its slug comes from the name.
 pub async fn create(conn: &mut PgConnection, input: ProductInput) -> Result<Product> {
     let p = input.validate()?;
     let mut tx = conn.begin().await?;
-    let slug = allocate_slug(&mut tx, &p.name, None).await?;
+    let slug = slug::allocate::<Product>(&mut tx, &p.name, None).await?;
     let product = write_errors(
         sqlx::query_as!(
             Product,
@@ -282,18 +291,7 @@ pub async fn create(conn: &mut PgConnection, input: ProductInput) -> Result<Prod
 pub async fn update(conn: &mut PgConnection, id: Uuid, input: ProductInput) -> Result<Product> {
     let p = input.validate()?;
     let mut tx = conn.begin().await?;
-    let current = sqlx::query!(
-        "SELECT name, slug FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(Error::NotFound)?;
-    let slug = if current.name == p.name {
-        current.slug
-    } else {
-        allocate_slug(&mut tx, &p.name, Some(id)).await?
-    };
+    let slug = slug::for_update::<Product>(&mut tx, id, &p.name).await?;
     let product = write_errors(
         sqlx::query_as!(
             Product,

@@ -1,6 +1,13 @@
-//! URL slugs from names: accents stripped, lower-case ASCII words joined by hyphens.
+//! URL slugs from names: accents stripped, lower-case ASCII words joined by hyphens, made
+//! unique within their table with a `-N` suffix.
 
+use std::collections::HashSet;
+
+use sqlx::PgConnection;
 use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+use crate::{Error, Result};
 
 /// Longest slug we generate, before any `-N` suffix.
 pub const MAX_SLUG_LEN: usize = 80;
@@ -35,7 +42,7 @@ pub fn slugify(name: &str, fallback: &str) -> String {
 }
 
 /// The first of `base`, `base-2`, `base-3`, … that `taken` does not contain.
-pub fn first_free(base: &str, taken: &std::collections::HashSet<String>) -> String {
+pub fn first_free(base: &str, taken: &HashSet<String>) -> String {
     if !taken.contains(base) {
         return base.to_owned();
     }
@@ -43,6 +50,64 @@ pub fn first_free(base: &str, taken: &std::collections::HashSet<String>) -> Stri
         .map(|n| format!("{base}-{n}"))
         .find(|candidate| !taken.contains(candidate))
         .unwrap_or_else(|| base.to_owned())
+}
+
+/// A table whose live rows each carry a slug of their name, unique among them.
+pub(crate) trait Slugged {
+    /// Names the advisory lock that serialises slug allocation in the table.
+    const LOCK_KEY: &'static str;
+    /// The slug of a name without letters or digits.
+    const FALLBACK: &'static str;
+
+    /// The slugs of live rows (but `exclude`) that are `base` or start with `base-`.
+    async fn slugs_like(
+        conn: &mut PgConnection,
+        base: &str,
+        exclude: Option<Uuid>,
+    ) -> Result<Vec<String>>;
+
+    /// The live row's name and slug, the row locked to the end of the transaction.
+    async fn lock_name_and_slug(
+        conn: &mut PgConnection,
+        id: Uuid,
+    ) -> Result<Option<(String, String)>>;
+}
+
+/// Picks a slug for `name` not used by another live row of `T` (`exclude` is the row being
+/// renamed). Serialised by an advisory lock, held to the end of the caller's transaction, so
+/// two writers cannot pick the same one.
+pub(crate) async fn allocate<T: Slugged>(
+    conn: &mut PgConnection,
+    name: &str,
+    exclude: Option<Uuid>,
+) -> Result<String> {
+    let base = slugify(name, T::FALLBACK);
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext($1))", T::LOCK_KEY)
+        .execute(&mut *conn)
+        .await?;
+    let taken: HashSet<String> = T::slugs_like(conn, &base, exclude)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(first_free(&base, &taken))
+}
+
+/// The slug of live row `id` of `T` once it is named `name`: its own while the name stays, a
+/// newly allocated one otherwise. Locks the row to the end of the caller's transaction;
+/// `NotFound` when there is no such live row.
+pub(crate) async fn for_update<T: Slugged>(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: &str,
+) -> Result<String> {
+    let (current_name, current_slug) = T::lock_name_and_slug(conn, id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if current_name == name {
+        Ok(current_slug)
+    } else {
+        allocate::<T>(conn, name, Some(id)).await
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +140,7 @@ mod tests {
 
     #[test]
     fn the_first_free_suffix_is_chosen() {
-        let taken: std::collections::HashSet<String> = ["caneca", "caneca-2"]
+        let taken: HashSet<String> = ["caneca", "caneca-2"]
             .iter()
             .map(|s| s.to_string())
             .collect();

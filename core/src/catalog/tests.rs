@@ -1,4 +1,4 @@
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{PgConnection, PgPool, postgres::PgPoolOptions};
 use uuid::Uuid;
 
 use super::{CategoryInput, ProductInput, categories, products, stock};
@@ -118,4 +118,139 @@ async fn two_concurrent_moves_cannot_make_a_cycle(pool: PgPool) {
     let outcomes = [first.await.unwrap(), second.await.unwrap()];
     wide.close().await;
     assert_eq!(outcomes.iter().filter(|moved| **moved).count(), 1);
+}
+
+/// The two tables whose slugs `slug::allocate` and `slug::for_update` keep, driven through
+/// their own create and update.
+#[derive(Debug, Clone, Copy)]
+enum SluggedTable {
+    Products,
+    Categories,
+}
+
+impl SluggedTable {
+    async fn create(self, conn: &mut PgConnection, name: &str) -> (Uuid, String) {
+        match self {
+            Self::Products => {
+                let product = products::create(
+                    conn,
+                    ProductInput {
+                        name: name.into(),
+                        ..product_input(&format!("SLUG-{}", Uuid::now_v7().simple()), 1)
+                    },
+                )
+                .await
+                .unwrap();
+                (product.id, product.slug)
+            }
+            Self::Categories => {
+                let category = categories::create(conn, category_input(name))
+                    .await
+                    .unwrap();
+                (category.id, category.slug)
+            }
+        }
+    }
+
+    async fn rename(self, conn: &mut PgConnection, id: Uuid, name: &str) -> crate::Result<String> {
+        match self {
+            Self::Products => {
+                let input = ProductInput {
+                    name: name.into(),
+                    ..product_input(&format!("SLUG-{}", id.simple()), 1)
+                };
+                products::update(conn, id, input).await.map(|p| p.slug)
+            }
+            Self::Categories => categories::update(conn, id, category_input(name))
+                .await
+                .map(|c| c.slug),
+        }
+    }
+}
+
+fn category_input(name: &str) -> CategoryInput {
+    CategoryInput {
+        name: name.into(),
+        description: String::new(),
+        parent_id: None,
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn both_tables_suffix_taken_slugs_and_move_them_on_rename(pool: PgPool) {
+    crate::db::migrate(&pool).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for table in [SluggedTable::Products, SluggedTable::Categories] {
+        let (first, first_slug) = table.create(&mut conn, "Caneca Azul").await;
+        let (second, second_slug) = table.create(&mut conn, "Caneca  azul!").await;
+        let (third, third_slug) = table.create(&mut conn, "Cânéca Azul").await;
+        assert_eq!(
+            [
+                first_slug.as_str(),
+                second_slug.as_str(),
+                third_slug.as_str()
+            ],
+            ["caneca-azul", "caneca-azul-2", "caneca-azul-3"],
+            "{table:?}"
+        );
+        // The same name keeps the slug; another name of the same slug keeps it too (the row's
+        // own slug is not taken from it).
+        let same = table
+            .rename(&mut conn, second, "Caneca  azul!")
+            .await
+            .unwrap();
+        assert_eq!(same, "caneca-azul-2", "{table:?}");
+        let respelled = table.rename(&mut conn, first, "CANECA AZUL").await.unwrap();
+        assert_eq!(respelled, "caneca-azul", "{table:?}");
+        // A new name moves it, and the old one is free again.
+        let moved = table
+            .rename(&mut conn, third, "Xícara Grande")
+            .await
+            .unwrap();
+        assert_eq!(moved, "xicara-grande", "{table:?}");
+        let (_, reused) = table.create(&mut conn, "Caneca Azul").await;
+        assert_eq!(reused, "caneca-azul-3", "{table:?}");
+        // A name without letters or digits falls back to the table's word.
+        let (_, fallback) = table.create(&mut conn, "!!!").await;
+        let expected = match table {
+            SluggedTable::Products => "produto",
+            SluggedTable::Categories => "categoria",
+        };
+        assert_eq!(fallback, expected, "{table:?}");
+        assert!(matches!(
+            table.rename(&mut conn, Uuid::now_v7(), "Outra").await,
+            Err(Error::NotFound)
+        ));
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn concurrent_writers_of_one_name_get_distinct_slugs_in_both_tables(pool: PgPool) {
+    crate::db::migrate(&pool).await.unwrap();
+    let wide = PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    for table in [SluggedTable::Products, SluggedTable::Categories] {
+        let writers: Vec<_> = (0..6)
+            .map(|_| {
+                let wide = wide.clone();
+                tokio::spawn(async move {
+                    let mut conn = wide.acquire().await.unwrap();
+                    table.create(&mut conn, "Garrafa Térmica").await.1
+                })
+            })
+            .collect();
+        let mut slugs = Vec::new();
+        for writer in writers {
+            slugs.push(writer.await.unwrap());
+        }
+        slugs.sort();
+        let mut expected: Vec<String> = (2..=6).map(|n| format!("garrafa-termica-{n}")).collect();
+        expected.insert(0, "garrafa-termica".into());
+        expected.sort();
+        assert_eq!(slugs, expected, "{table:?}");
+    }
+    wide.close().await;
 }

@@ -421,4 +421,4 @@ pub async fn release(conn: &mut PgConnection, order_id: Uuid) -> Result<bool> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

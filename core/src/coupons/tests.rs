@@ -1,10 +1,11 @@
 use std::sync::Arc;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use sqlx::{PgConnection, PgPool, postgres::PgPoolOptions};
+use sqlx::{PgPool, postgres::PgPoolOptions};
 use tokio::sync::Barrier;
 
 use super::*;
+use crate::test_support::insert_user;
 
 fn coupon(kind: CouponKind, value: i64) -> Coupon {
     Coupon {
@@ -84,25 +85,11 @@ fn codes_are_upper_cased_and_checked() {
     assert_eq!(normalize_code("com espaço"), None);
 }
 
-/// An account for the user-keyed rows (carts, per-user counters) to point at.
-pub(crate) async fn user(conn: &mut PgConnection) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query!(
-        "INSERT INTO users (id, name, email, password_hash) VALUES ($1, 'Cliente', $2, 'x')",
-        id,
-        format!("{}@example.com", id.simple())
-    )
-    .execute(conn)
-    .await
-    .unwrap();
-    id
-}
-
 async fn users(pool: &PgPool, n: usize) -> Vec<Uuid> {
     let mut conn = pool.acquire().await.unwrap();
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
-        ids.push(user(&mut conn).await);
+        ids.push(insert_user(&mut conn, None).await);
     }
     ids
 }
@@ -207,7 +194,7 @@ async fn a_users_concurrent_redemptions_respect_the_per_user_limit(pool: PgPool)
         2
     );
     // Another user is not affected.
-    let other = user(&mut conn).await;
+    let other = insert_user(&mut conn, None).await;
     redeem(&mut conn, coupon.id, other, Uuid::now_v7())
         .await
         .unwrap();
@@ -221,7 +208,11 @@ async fn release_gives_a_use_back_exactly_once(pool: PgPool) {
     let coupon = create(&mut conn, input("BACK", Some(1), Some(1)))
         .await
         .unwrap();
-    let (customer, other, order) = (user(&mut conn).await, user(&mut conn).await, Uuid::now_v7());
+    let (customer, other, order) = (
+        insert_user(&mut conn, None).await,
+        insert_user(&mut conn, None).await,
+        Uuid::now_v7(),
+    );
     redeem(&mut conn, coupon.id, customer, order).await.unwrap();
     let Err(Error::Invalid(errors)) = redeem(&mut conn, coupon.id, other, Uuid::now_v7()).await
     else {
@@ -251,7 +242,10 @@ async fn concurrent_releases_of_one_order_give_back_one_use(pool: PgPool) {
         .await
         .unwrap();
     let order = Uuid::now_v7();
-    let (first, second) = (user(&mut conn).await, user(&mut conn).await);
+    let (first, second) = (
+        insert_user(&mut conn, None).await,
+        insert_user(&mut conn, None).await,
+    );
     redeem(&mut conn, coupon.id, first, order).await.unwrap();
     redeem(&mut conn, coupon.id, second, Uuid::now_v7())
         .await
@@ -297,7 +291,7 @@ async fn redeem_refuses_inactive_expired_and_deleted_coupons_and_a_second_coupon
     let deleted = create(&mut conn, input("GONE", None, None)).await.unwrap();
     soft_delete(&mut conn, deleted.id).await.unwrap();
 
-    let customer = user(&mut conn).await;
+    let customer = insert_user(&mut conn, None).await;
     for (id, expected) in [
         (inactive.id, "not active"),
         (expired.id, "expired"),
@@ -340,7 +334,7 @@ async fn codes_are_unique_case_insensitively_and_limits_cannot_drop_below_uses(p
             .map(|c| c.id),
         Some(first.id)
     );
-    let customer = user(&mut conn).await;
+    let customer = insert_user(&mut conn, None).await;
     for _ in 0..2 {
         redeem(&mut conn, first.id, customer, Uuid::now_v7())
             .await

@@ -116,7 +116,7 @@ impl NfeProvider for SandboxNfe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invoices::tests::sample_request;
+    use crate::test_support::invoices::sample_request;
 
     fn sandbox() -> SandboxNfe {
         SandboxNfe::new(FiscalConfig::default(), "http://localhost:3000/")

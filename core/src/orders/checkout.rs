@@ -332,3 +332,6 @@ async fn quote(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests;

@@ -77,23 +77,4 @@ impl Default for OrdersConfig {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
-
-#[cfg(test)]
-mod config_tests {
-    use super::*;
-
-    #[test]
-    fn the_payment_window_must_cover_the_pix_expiry() {
-        let config = OrdersConfig {
-            payment_ttl: Duration::from_secs(1800),
-            ..OrdersConfig::default()
-        };
-        config.check_covers(Duration::from_secs(1800)).unwrap();
-        config.check_covers(Duration::from_secs(600)).unwrap();
-        assert!(config.check_covers(Duration::from_secs(3600)).is_err());
-    }
-}
-
-#[cfg(test)]
-mod checkout_tests;
+mod tests;

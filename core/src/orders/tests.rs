@@ -1,10 +1,12 @@
-//! Database tests of the order model: writing, reading, the state machine and its events.
+//! Tests of the order model: its settings, and (on the database) writing, reading, the state
+//! machine and its events.
 
 use chrono::{Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{
+    OrdersConfig,
     create::{self, AppliedCoupon, ChosenShipping, NewOrder, NewOrderItem},
     lifecycle,
     model::ShippingAddress,
@@ -14,9 +16,10 @@ use super::{
 use crate::{
     Error,
     mail::templates::{Branding, Templates},
+    test_support::insert_user,
 };
 
-pub(crate) fn address() -> ShippingAddress {
+fn address() -> ShippingAddress {
     ShippingAddress {
         label: Some("Casa".into()),
         recipient: "Maria Silva".into(),
@@ -30,25 +33,10 @@ pub(crate) fn address() -> ShippingAddress {
     }
 }
 
-/// An account straight in the table (no password hashing: tests need only the row).
-pub(crate) async fn insert_user(conn: &mut PgConnection, cpf: Option<&str>) -> Uuid {
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO users (id, name, email, cpf, password_hash) VALUES ($1, 'Cliente', $2, $3, '!')",
-    )
-    .bind(id)
-    .bind(format!("{}@example.com", id.simple()))
-    .bind(cpf)
-    .execute(conn)
-    .await
-    .unwrap();
-    id
-}
-
 /// An order of two catalog products with a coupon, not written yet.
 async fn new_order(conn: &mut PgConnection, user_id: Uuid) -> NewOrder {
-    let coffee = super::checkout_tests::product(conn, 2590, 10).await;
-    let mug = super::checkout_tests::product(conn, 1000, 10).await;
+    let coffee = crate::test_support::product(conn, 2590, 10).await;
+    let mug = crate::test_support::product(conn, 1000, 10).await;
     let coupon = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO coupons (id, code, kind, value) VALUES ($1, $2, 'percent', 10)
@@ -475,4 +463,23 @@ async fn the_lgpd_export_lists_the_users_orders_with_items_and_history(pool: PgP
         .map(|e| e["to_status"].as_str().unwrap())
         .collect();
     assert_eq!(history, ["pending_payment", "processing"]);
+}
+
+#[test]
+fn the_payment_window_must_cover_the_pix_expiry() {
+    let config = OrdersConfig {
+        payment_ttl: std::time::Duration::from_secs(1800),
+        ..OrdersConfig::default()
+    };
+    config
+        .check_covers(std::time::Duration::from_secs(1800))
+        .unwrap();
+    config
+        .check_covers(std::time::Duration::from_secs(600))
+        .unwrap();
+    assert!(
+        config
+            .check_covers(std::time::Duration::from_secs(3600))
+            .is_err()
+    );
 }

@@ -200,10 +200,6 @@ impl std::fmt::Debug for PaymentSettings {
     }
 }
 
-/// The webhook secrets of [`PaymentSettings::for_tests`].
-pub const TEST_PROPAY_SECRET: &str = "test-propay-to-go-secret";
-pub const TEST_STRIPE_SECRET: &str = "whsec_test_secret";
-
 pub const DEFAULT_PAYMENT_WAIT: Duration = Duration::from_secs(3);
 
 impl PaymentSettings {
@@ -217,25 +213,6 @@ impl PaymentSettings {
                 .trim()
                 .eq_ignore_ascii_case("sandbox"),
         })
-    }
-
-    /// Sandbox providers, [`TEST_PROPAY_SECRET`] and [`TEST_STRIPE_SECRET`] for webhooks, the
-    /// default breaker and wait: what the test harnesses start with.
-    pub fn for_tests() -> Self {
-        let env = |name: &str| match name {
-            "PROPAY_TO_GO_SECRET" => Some(TEST_PROPAY_SECRET.to_owned()),
-            "STRIPE_WEBHOOK_SECRET" => Some(TEST_STRIPE_SECRET.to_owned()),
-            _ => None,
-        };
-        Self {
-            providers: super::settings::providers_from(&env)
-                .unwrap_or_else(|e| unreachable!("sandbox providers need no settings: {e}")),
-            verifiers: super::settings::webhook_verifiers_from(&env)
-                .unwrap_or_else(|e| unreachable!("the test secrets are valid: {e}")),
-            breaker: CircuitBreaker::new(super::BreakerConfig::default()),
-            wait: DEFAULT_PAYMENT_WAIT,
-            pix_sandbox: true,
-        }
     }
 
     /// Whether any provider that `source`'s webhook route serves is configured.

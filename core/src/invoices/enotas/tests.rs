@@ -7,7 +7,10 @@ use wiremock::{
 };
 
 use super::*;
-use crate::invoices::{PollSettings, emit_and_wait, tests::sample_request};
+use crate::{
+    invoices::{PollSettings, emit_and_wait},
+    test_support::invoices::sample_request,
+};
 
 const COMPANY: &str = "67023eae-7384-4469-bb0a-26f44e670800";
 const REF: &str = "0197a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";

@@ -8,7 +8,10 @@ use wiremock::{
 };
 
 use super::*;
-use crate::invoices::{NfeEnvironment, PollSettings, emit_and_wait, tests::sample_request};
+use crate::{
+    invoices::{NfeEnvironment, PollSettings, emit_and_wait},
+    test_support::invoices::sample_request,
+};
 
 const REF: &str = "0197a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
 const KEY: &str = "35261111222333000181550010000001231123456787";

@@ -8,23 +8,25 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
-use super::{
-    OrderStatus, PaymentStatus,
-    cancel::{self, Expiry},
-    checkout::{CheckoutContext, CheckoutRequest, place_order},
-    read::Viewer,
-    tests::insert_user,
-};
+use super::{CheckoutContext, CheckoutRequest, place_order};
 use crate::{
     Error,
     http_client::ProviderError,
     mail::templates::{Branding, Templates},
+    orders::{
+        Actor, Order, OrderState, OrderStatus, PaymentStatus,
+        cancel::{self, Expiry},
+        lifecycle,
+        read::{self, Viewer},
+        status,
+    },
     shipping::{QuoteRequest, ShippingOption, ShippingProvider},
+    test_support::{insert_user, product},
 };
 
 /// A carrier that always offers PAC and SEDEX at fixed prices, or always fails.
-pub(crate) struct StubCarrier {
-    pub fail: bool,
+struct StubCarrier {
+    fail: bool,
 }
 
 #[async_trait]
@@ -50,30 +52,10 @@ impl ShippingProvider for StubCarrier {
     }
 }
 
-pub(crate) const CPF: &str = "52998224725";
-
-pub(crate) async fn product(conn: &mut PgConnection, price_cents: i64, stock: i32) -> Uuid {
-    let id = Uuid::now_v7();
-    let tag = id.simple().to_string();
-    sqlx::query(
-        "INSERT INTO products (id, sku, name, slug, price_cents, stock, weight_grams,
-                               height_cm, width_cm, length_cm, ncm)
-         VALUES ($1, $2, $3, $4, $5, $6, 300, 5, 12, 18, '09012100')",
-    )
-    .bind(id)
-    .bind(format!("SKU-{}", &tag[20..]))
-    .bind(format!("Café {}", &tag[26..]))
-    .bind(format!("cafe-{tag}"))
-    .bind(price_cents)
-    .bind(stock)
-    .execute(conn)
-    .await
-    .unwrap();
-    id
-}
+const CPF: &str = "52998224725";
 
 /// A customer with (or without) a CPF and one address; returns (user id, address id).
-pub(crate) async fn customer(conn: &mut PgConnection, with_cpf: bool) -> (Uuid, Uuid) {
+async fn customer(conn: &mut PgConnection, with_cpf: bool) -> (Uuid, Uuid) {
     let user = insert_user(conn, with_cpf.then_some(CPF)).await;
     let address = Uuid::now_v7();
     sqlx::query(
@@ -90,7 +72,7 @@ pub(crate) async fn customer(conn: &mut PgConnection, with_cpf: bool) -> (Uuid, 
     (user, address)
 }
 
-pub(crate) async fn add_to_cart(conn: &mut PgConnection, user: Uuid, product: Uuid, quantity: i32) {
+async fn add_to_cart(conn: &mut PgConnection, user: Uuid, product: Uuid, quantity: i32) {
     sqlx::query("INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(user)
         .execute(&mut *conn)
@@ -106,7 +88,7 @@ pub(crate) async fn add_to_cart(conn: &mut PgConnection, user: Uuid, product: Uu
 }
 
 /// A 10 % coupon with at most `max_uses` uses.
-pub(crate) async fn coupon(conn: &mut PgConnection, max_uses: Option<i32>) -> Uuid {
+async fn coupon(conn: &mut PgConnection, max_uses: Option<i32>) -> Uuid {
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO coupons (id, code, kind, value, max_uses) VALUES ($1, $2, 'percent', 10, $3)",
@@ -120,7 +102,7 @@ pub(crate) async fn coupon(conn: &mut PgConnection, max_uses: Option<i32>) -> Uu
     id
 }
 
-pub(crate) async fn attach_coupon(conn: &mut PgConnection, user: Uuid, coupon: Uuid) {
+async fn attach_coupon(conn: &mut PgConnection, user: Uuid, coupon: Uuid) {
     sqlx::query("UPDATE carts SET coupon_id = $2 WHERE user_id = $1")
         .bind(user)
         .bind(coupon)
@@ -168,11 +150,7 @@ fn request(address_id: Uuid) -> CheckoutRequest {
     }
 }
 
-async fn checkout(
-    conn: &mut PgConnection,
-    user: Uuid,
-    address: Uuid,
-) -> crate::Result<super::Order> {
+async fn checkout(conn: &mut PgConnection, user: Uuid, address: Uuid) -> crate::Result<Order> {
     let carrier = StubCarrier { fail: false };
     let templates = Templates::new(Branding::new("Loja Teste", "https://loja.example")).unwrap();
     let ctx = CheckoutContext {
@@ -187,11 +165,11 @@ async fn checkout(
 
 async fn mark_paid(pool: &PgPool, order_id: Uuid) {
     let mut conn = pool.acquire().await.unwrap();
-    super::status::transition(
+    status::transition(
         &mut conn,
         order_id,
-        super::OrderState::new(OrderStatus::Processing, PaymentStatus::Paid),
-        super::Actor::System,
+        OrderState::new(OrderStatus::Processing, PaymentStatus::Paid),
+        Actor::System,
         "paid",
     )
     .await
@@ -481,13 +459,13 @@ async fn cancelling_a_paid_order_asks_for_a_refund_and_shipped_ones_cannot_be_ca
     let second = checkout(&mut conn, user, address).await.unwrap();
     mark_paid(&pool, second.id).await;
     let templates = Templates::new(Branding::new("Loja", "https://loja.example")).unwrap();
-    super::lifecycle::mark_shipped(
+    lifecycle::mark_shipped(
         &mut conn,
         &templates,
         second.id,
         "QB1BR",
         "Correios",
-        super::Actor::System,
+        Actor::System,
     )
     .await
     .unwrap();
@@ -538,7 +516,7 @@ async fn the_ticker_expires_only_unpaid_orders_past_their_deadline(pool: PgPool)
     );
     assert_eq!(stock_of(&mut conn, coffee).await, 8);
     assert_eq!(coupon_uses(&mut conn, ten_percent).await, 1);
-    let expired = super::read::get(&mut conn, orders[0]).await.unwrap();
+    let expired = read::get(&mut conn, orders[0]).await.unwrap();
     assert_eq!(expired.status, OrderStatus::Cancelled);
     assert_eq!(expired.payment_status, PaymentStatus::Expired);
     let reason: String = sqlx::query_scalar(

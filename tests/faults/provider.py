@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Payment-provider faults for bench/chaos (standard library only).
+"""Payment-provider faults for the fault tests, tests/faults/run (standard library only).
 
 Runs a stand-in for the ProPay gateway (the same routes and answer shapes as its real API,
 see core/src/payments/propay.rs) whose behaviour the scenario switches while the real API
@@ -14,9 +14,9 @@ The API and the worker must already run with PIX_PROVIDER=propay, PROPAY_URL poi
 this server, PROPAY_TIMEOUT=1s, WORKER_RETRY_BASE_DELAY=2s, CIRCUIT_BREAKER_THRESHOLD=3 and
 a short cool-down.
 
-    chaos_provider.py API_URL MOCK_PORT PRODUCT_ID
+    provider.py API_URL MOCK_PORT PRODUCT_ID
 
-Prints one PASS/FAIL line per check (bench/chaos's format) and exits with the number of
+Prints one PASS/FAIL line per check (tests/faults/run's format) and exits with the number of
 failures. Queries the database with psql through $DATABASE_URL.
 """
 
@@ -32,7 +32,7 @@ import urllib.error
 import urllib.request
 import uuid
 
-# Must match what bench/chaos starts the API and the worker with.
+# Must match what tests/faults/run starts the API and the worker with.
 PROPAY_TIMEOUT_S = 1.0
 RETRY_BASE_S = 2.0
 

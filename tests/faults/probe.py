@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Probes for bench/chaos (standard library only). Not a load generator: wrk and checkout-load
-make the load; these watch what a client sees while a fault happens.
+"""Probes for the fault tests, tests/faults/run (standard library only). Not a load generator:
+wrk and checkout-load make the load; these watch what a client sees while a fault happens.
 
-    chaos_probe.py watch URL SECONDS OUT      poll URL/health and URL/ready every 50 ms (3 s
-                                             timeout each) and write one JSON line per answer
-    chaos_probe.py summary OUT               summarise a watch file as JSON
-    chaos_probe.py inflight URL N BODY FLAG  send N POSTs of BODY on N connections, touch
-                                             FLAG once all are sent, then print each answer's
-                                             status (or the error) as a JSON list
+    probe.py watch URL SECONDS OUT      poll URL/health and URL/ready every 50 ms (3 s
+                                       timeout each) and write one JSON line per answer
+    probe.py summary OUT               summarise a watch file as JSON
+    probe.py inflight URL N BODY FLAG  send N POSTs of BODY on N connections, touch
+                                       FLAG once all are sent, then print each answer's
+                                       status (or the error) as a JSON list
 """
 
 import http.client
