@@ -22,6 +22,8 @@ pub mod payments;
 pub mod rate_limits;
 pub mod request_id;
 pub mod shipping;
+pub mod shutdown;
+pub mod telemetry;
 pub mod users;
 pub mod validation;
 
