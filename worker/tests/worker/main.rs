@@ -14,3 +14,4 @@ mod outage;
 mod payments;
 mod processes;
 mod queue;
+mod startup;
