@@ -6,7 +6,7 @@ ENV SQLX_OFFLINE=true
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bins \
+    cargo build --release --locked -p cart-api -p cart-worker -p cart-migrations --bins \
  && mkdir -p /out \
  && cp target/release/cart-api target/release/cart-worker target/release/cart-migrate /out/
 
