@@ -207,22 +207,6 @@ async fn bootstrap_admin(
     Ok(())
 }
 
-/// Logs as JSON lines at `LOG_LEVEL` (default `info`).
-pub fn init_tracing() {
-    use tracing_subscriber::{EnvFilter, fmt, prelude::*};
-    let level = cart_core::config::var_or("LOG_LEVEL", "info");
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            fmt::layer()
-                .json()
-                .with_current_span(true)
-                .with_span_list(false),
-        )
-        .try_init();
-}
-
 /// Serves until SIGINT/SIGTERM, then drains in-flight requests for at most
 /// `shutdown_timeout`.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
@@ -230,8 +214,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown signal received; draining in-flight requests");
+        cart_core::shutdown::signal().await;
+        tracing::info!(?grace, "draining in-flight requests");
         let _ = signalled_tx.send(());
     });
     let server = std::pin::pin!(server.into_future());
@@ -244,26 +228,5 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
             tracing::warn!(?grace, "in-flight requests did not finish in time; exiting");
             Ok(())
         }
-    }
-}
-
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

@@ -35,7 +35,10 @@ enum UsersCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     cart_core::config::load_dotenv();
-    cart_api::init_tracing();
+    if let Err(e) = cart_core::telemetry::init("info") {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

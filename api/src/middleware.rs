@@ -23,21 +23,28 @@ use crate::error::{ApiError, LoggedCause};
 
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// What is learned about a request on its way in and logged on its way out: the caller
-/// (filled by the auth extractor) and the route template (`/api/products/{id}`, filled by
-/// [`record_route`] once the router has matched), for metrics.
-#[derive(Clone, Default)]
+/// What is learned about a request on its way in: the caller (filled by the auth extractor,
+/// and recorded on the request's span so every later log line of the request names it) and
+/// the route template (`/api/products/{id}`, filled by [`record_route`] once the router has
+/// matched), for metrics.
+#[derive(Clone)]
 pub struct RequestSlot(Arc<Facts>);
 
-#[derive(Default)]
 struct Facts {
-    user: OnceLock<Uuid>,
+    span: tracing::Span,
     route: OnceLock<MatchedPath>,
 }
 
 impl RequestSlot {
+    fn new(span: tracing::Span) -> Self {
+        Self(Arc::new(Facts {
+            span,
+            route: OnceLock::new(),
+        }))
+    }
+
     pub fn set(&self, id: Uuid) {
-        let _ = self.0.user.set(id);
+        self.0.span.record("user_id", tracing::field::display(id));
     }
 }
 
@@ -87,9 +94,13 @@ where
             .unwrap_or_else(|| Uuid::now_v7().to_string());
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let slot = RequestSlot::default();
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            user_id = tracing::field::Empty,
+        );
+        let slot = RequestSlot::new(span.clone());
         req.extensions_mut().insert(slot.clone());
-        let span = tracing::info_span!("request", request_id = %request_id);
         let started = Instant::now();
         let inner = self.inner.call(req);
         Box::pin(async move {
@@ -103,7 +114,6 @@ where
             let route = slot.0.route.get().map_or("unmatched", MatchedPath::as_str);
             crate::metrics::record_request(&method, route, status, latency);
 
-            let user_id = slot.0.user.get().map(ToString::to_string);
             let cause = response
                 .extensions()
                 .get::<LoggedCause>()
@@ -111,9 +121,9 @@ where
             let _entered = span.enter();
             let latency_ms = latency.as_secs_f64() * 1000.0;
             if status.is_server_error() {
-                tracing::error!(%method, %path, status = status.as_u16(), latency_ms, user_id, cause, "request failed");
+                tracing::error!(%method, %path, status = status.as_u16(), latency_ms, cause, "request failed");
             } else {
-                tracing::info!(%method, %path, status = status.as_u16(), latency_ms, user_id, cause, "request");
+                tracing::info!(%method, %path, status = status.as_u16(), latency_ms, cause, "request");
             }
             drop(_entered);
 

@@ -27,6 +27,8 @@ pub mod shipping;
 mod test_support;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod shutdown;
+pub mod telemetry;
 pub mod users;
 pub mod validation;
 

@@ -93,9 +93,15 @@ impl WorkerConfig {
                 .max_connections
                 .max(connections_needed(registry, &runtime));
         }
+        // Platforms give every process a `PORT`; `WORKER_PORT` is for a host that runs the
+        // API and the worker side by side.
+        let port = match config::var("WORKER_PORT") {
+            Some(_) => config::var_parsed("WORKER_PORT", 9090)?,
+            None => config::var_parsed("PORT", 9090)?,
+        };
         Ok(Self {
             db,
-            port: config::var_parsed("WORKER_PORT", 9090)?,
+            port,
             runtime,
             jobs,
         })

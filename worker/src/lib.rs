@@ -16,30 +16,6 @@ pub mod registry;
 pub use deps::{Deps, JobSettings};
 pub use registry::Registry;
 
-/// JSON logs to stderr at `LOG_LEVEL` (default `default_level`). An invalid level is an error
-/// naming the variable.
-pub fn init_tracing(default_level: &str) -> anyhow::Result<()> {
-    use tracing_subscriber::{EnvFilter, fmt, prelude::*};
-    let level = cart_core::config::var_or("LOG_LEVEL", default_level);
-    let filter = EnvFilter::try_new(&level).map_err(|_| {
-        anyhow::anyhow!(
-            "invalid value for environment variable LOG_LEVEL: expected a level (error, warn, \
-             info, debug, trace) or a filter such as info,sqlx=warn"
-        )
-    })?;
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            fmt::layer()
-                .json()
-                .with_writer(std::io::stderr)
-                .with_current_span(true)
-                .with_span_list(false),
-        )
-        .try_init();
-    Ok(())
-}
-
 /// Starts the queue runtime for `registry` on the database of `deps`, every handler getting
 /// `deps`, woken by a listening connection of its own (`cart-worker` in `pg_stat_activity`).
 pub fn start(

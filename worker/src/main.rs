@@ -46,7 +46,7 @@ fn process_registry() -> anyhow::Result<Registry> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    cart_worker::init_tracing("info")?;
+    cart_core::telemetry::init("info")?;
     cart_core::deployment::check_startup("cart-worker")?;
     let registry = process_registry()?;
     let config = WorkerConfig::from_env(&registry)?;
@@ -58,7 +58,7 @@ async fn run() -> anyhow::Result<()> {
     let metrics = cart_worker::metrics::install();
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await
-        .with_context(|| format!("binding WORKER_PORT {}", config.port))?;
+        .with_context(|| format!("binding port {} (WORKER_PORT, else PORT)", config.port))?;
     tracing::info!(
         addr = %listener.local_addr()?,
         kinds = ?registry.names(),
@@ -80,7 +80,7 @@ async fn run() -> anyhow::Result<()> {
         reset_key,
     };
     let runtime = cart_worker::start(&registry, &config.runtime, deps);
-    shutdown_signal().await;
+    cart_core::shutdown::signal().await;
     let report = runtime.shutdown().await;
     let _ = http_stop.send(());
     let _ = http.await;
@@ -93,7 +93,7 @@ async fn run() -> anyhow::Result<()> {
 }
 
 async fn jobs(args: JobsArgs) -> Result<(), cli::CliError> {
-    cart_worker::init_tracing("warn")?;
+    cart_core::telemetry::init("warn").map_err(anyhow::Error::from)?;
     let registry = process_registry()?;
     let actor = cli::actor(args.actor)?;
     let db = cart_core::db::DbConfig::from_env().map_err(anyhow::Error::from)?;
@@ -111,29 +111,4 @@ async fn jobs(args: JobsArgs) -> Result<(), cli::CliError> {
         input: &mut stdin.lock(),
     };
     cli::run_jobs(args.command, &mut ctx).await
-}
-
-/// SIGTERM (how process managers stop us) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cart;
 pub mod categories;
 pub mod coupons;
+pub mod docs;
 pub mod invoices;
 pub mod orders;
 pub mod payments;

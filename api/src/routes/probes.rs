@@ -4,7 +4,7 @@ use axum::{
     Router,
     extract::State,
     http::{StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use serde::Serialize;
@@ -26,7 +26,7 @@ pub fn docs_router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
             "/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
         )
-        .route("/docs", get(docs))
+        .merge(super::docs::router())
 }
 
 /// 200 while the process runs; never touches the database.
@@ -72,20 +72,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-/// A page that renders `/openapi.json` with Scalar (loaded from its CDN by the browser).
-pub async fn docs() -> Html<&'static str> {
-    Html(
-        r#"<!doctype html>
-<html lang="pt-BR">
-<head><meta charset="utf-8"><title>cart API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body>
-<script id="api-reference" data-url="/openapi.json"></script>
-<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script>
-<noscript>The OpenAPI document is at <a href="/openapi.json">/openapi.json</a>.</noscript>
-</body>
-</html>"#,
-    )
 }

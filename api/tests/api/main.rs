@@ -16,6 +16,7 @@ mod idempotency;
 mod invoices;
 mod lgpd;
 mod listening;
+mod logging;
 mod orders;
 mod payments;
 mod probes;

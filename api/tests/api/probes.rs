@@ -101,3 +101,53 @@ async fn metrics_and_openapi_are_served(pool: PgPool) {
     docs.assert_status(200);
     assert!(docs.text.contains("/openapi.json"));
 }
+
+#[sqlx::test(migrations = false)]
+async fn docs_load_only_from_the_api_under_a_strict_policy(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let page = app.get("/docs", None).await;
+    page.assert_status(200);
+    let policy = page.header("content-security-policy").unwrap_or_default();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert!(!policy.contains("unsafe"), "{policy}");
+    assert!(
+        !page.text.contains("<script>"),
+        "no inline script: {}",
+        page.text
+    );
+
+    // Every script and stylesheet the page names is served here, with its type.
+    let mut assets = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for piece in page.text.split(attribute).skip(1) {
+            let url = piece.split('"').next().unwrap_or_default();
+            if url.ends_with(".js") || url.ends_with(".css") {
+                assets.push(url.to_owned());
+            }
+        }
+    }
+    assert_eq!(assets.len(), 3, "{assets:?}");
+    for url in assets {
+        assert!(url.starts_with('/'), "same origin: {url}");
+        let asset = app.get(&url, None).await;
+        asset.assert_status(200);
+        let kind = if url.ends_with(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        };
+        assert!(
+            asset
+                .header("content-type")
+                .is_some_and(|t| t.starts_with(kind)),
+            "{url}"
+        );
+        assert!(asset.text.len() > 20, "{url}");
+    }
+}

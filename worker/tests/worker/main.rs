@@ -15,3 +15,4 @@ mod payments;
 mod processes;
 mod queue;
 mod upgrade;
+mod startup;
