@@ -23,12 +23,12 @@ pub mod payments;
 pub mod rate_limits;
 pub mod request_id;
 pub mod shipping;
+pub mod shutdown;
+pub mod telemetry;
 #[cfg(test)]
 mod test_support;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod shutdown;
-pub mod telemetry;
 pub mod users;
 pub mod validation;
 

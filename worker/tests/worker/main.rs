@@ -14,5 +14,5 @@ mod outage;
 mod payments;
 mod processes;
 mod queue;
-mod upgrade;
 mod startup;
+mod upgrade;
