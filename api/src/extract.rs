@@ -207,7 +207,12 @@ where
 /// `?limit=&offset=`; the limit is clamped to `PAGINATION_MAX_LIMIT`.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
+    /// Items per page, default 20. More than `PAGINATION_MAX_LIMIT` (default 100) is clamped
+    /// to it, not refused, so the schema states no maximum.
+    #[param(minimum = 1, nullable = false)]
     pub limit: Option<i64>,
+    /// Items to skip, default 0.
+    #[param(minimum = 0, nullable = false)]
     pub offset: Option<i64>,
 }
 

@@ -15,6 +15,7 @@ mod helpers;
 mod idempotency;
 mod invoices;
 mod lgpd;
+mod openapi;
 mod orders;
 mod payments;
 mod probes;
