@@ -45,8 +45,48 @@ where
         }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(JsonRejection::JsonDataError(_)) if let Some(whole) = whole_numbers(&bytes) => {
+                axum::Json::<T>::from_bytes(&whole)
+                    .map(|axum::Json(value)| Json(value))
+                    .map_err(json_rejection)
+            }
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// The body again with every number that is a whole number written as one (`2.0`, `1e2`,
+/// `-0.0` become `2`, `100`, `0`), or `None` when it has no such number. JSON Schema counts
+/// `2.0` as the integer 2, and so does this API: a client may send what its own JSON library
+/// writes for an integer held as a float. Only a body that failed to deserialize pays for it.
+fn whole_numbers(body: &[u8]) -> Option<Vec<u8>> {
+    fn rewrite(value: &mut serde_json::Value) -> bool {
+        use serde_json::Value as V;
+        match value {
+            V::Number(n) if n.is_f64() => {
+                // Beyond 2^53 a float no longer names one integer.
+                const EXACT: f64 = 9_007_199_254_740_992.0;
+                match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => {
+                        #[allow(clippy::cast_possible_truncation)]
+                        let whole = f as i64;
+                        *value = V::from(whole);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            // Every element is visited: `any` would stop at the first rewrite.
+            V::Array(items) => items.iter_mut().map(rewrite).filter(|&done| done).count() > 0,
+            V::Object(map) => map.values_mut().map(rewrite).filter(|&done| done).count() > 0,
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if rewrite(&mut value) {
+        serde_json::to_vec(&value).ok()
+    } else {
+        None
     }
 }
 
@@ -167,7 +207,12 @@ where
 /// `?limit=&offset=`; the limit is clamped to `PAGINATION_MAX_LIMIT`.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
 pub struct PageParams {
+    /// Items per page, default 20. More than `PAGINATION_MAX_LIMIT` (default 100) is clamped
+    /// to it, not refused, so the schema states no maximum.
+    #[param(minimum = 1, nullable = false)]
     pub limit: Option<i64>,
+    /// Items to skip, default 0.
+    #[param(minimum = 0, nullable = false)]
     pub offset: Option<i64>,
 }
 
@@ -311,6 +356,20 @@ impl<T: Serialize> IntoResponse for Created<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_numbers_are_rewritten_as_integers_and_nothing_else_is() {
+        let rewritten = whole_numbers(br#"{"a": 2.0, "b": [1e2, -0.0, 1.5], "c": {"d": 3}}"#)
+            .expect("a rewrite");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&rewritten).unwrap(),
+            serde_json::json!({"a": 2, "b": [100, 0, 1.5], "c": {"d": 3}})
+        );
+        assert_eq!(whole_numbers(br#"{"a": 2, "b": 1.5, "c": "2.0"}"#), None);
+        // Past 2^53 a float names no single integer.
+        assert_eq!(whole_numbers(b"[1e300]"), None);
+        assert_eq!(whole_numbers(b"not json"), None);
+    }
 
     #[test]
     fn limits_are_clamped_and_validated() {

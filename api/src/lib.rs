@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 pub mod seed;
@@ -24,40 +25,15 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{error::ApiError, state::AppState};
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "cart", description = "E-commerce backend for Brazilian stores"),
-    components(schemas(error::Problem)),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
 /// The routes the rate limits meter, those they leave alone, and the OpenAPI document of
 /// both, before state and middleware.
 fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
-    let (metered, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (metered, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api", routes::api())
         .split_for_parts();
     let (unmetered, unmetered_doc) = routes::unmetered().split_for_parts();
     doc.merge(unmetered_doc);
+    openapi::describe_every_response(&mut doc);
     (metered, unmetered, doc)
 }
 

@@ -6,6 +6,47 @@ pub const UFS: [&str; 27] = [
     "PI", "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP", "TO",
 ];
 
+/// The characters `str::trim` removes (Unicode `White_Space`), as the body of a regular
+/// expression character class. The OpenAPI document states "not blank" with it
+/// (`[^…]`: holds a character trim keeps), and must spell it exactly: a pattern's `\s` is
+/// another set (ECMA-262's has U+FEFF and lacks U+0085). Attributes take no constants, so the
+/// document repeats it literally; the API's OpenAPI tests check every copy against this one.
+pub const WHITESPACE_CLASS: &str =
+    r"\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
+
+/// A federative unit as the OpenAPI document names it: [`UFS`] as an enumeration.
+#[derive(utoipa::ToSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Uf {
+    AC,
+    AL,
+    AM,
+    AP,
+    BA,
+    CE,
+    DF,
+    ES,
+    GO,
+    MA,
+    MG,
+    MS,
+    MT,
+    PA,
+    PB,
+    PE,
+    PI,
+    PR,
+    RJ,
+    RN,
+    RO,
+    RR,
+    RS,
+    SC,
+    SE,
+    SP,
+    TO,
+}
+
 fn digits(input: &str) -> Vec<u32> {
     input.chars().filter_map(|c| c.to_digit(10)).collect()
 }
@@ -125,6 +166,63 @@ mod tests {
         ] {
             assert!(normalize_cep(bad).is_none(), "{bad}");
         }
+    }
+
+    /// The characters of a class body made of literal characters, `\t`, `\r`, `\uXXXX`
+    /// escapes and `a-b` ranges.
+    fn class_members(body: &str) -> Vec<char> {
+        let mut singles = Vec::new();
+        let mut rest = body.chars();
+        while let Some(c) = rest.next() {
+            let c = match c {
+                '\\' => match rest.next() {
+                    Some('t') => '\t',
+                    Some('r') => '\r',
+                    Some('u') => {
+                        let hex: String = rest.by_ref().take(4).collect();
+                        char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap()
+                    }
+                    other => panic!("unexpected escape {other:?}"),
+                },
+                c => c,
+            };
+            singles.push(c);
+        }
+        let mut members = Vec::new();
+        let mut i = 0;
+        while i < singles.len() {
+            if singles.get(i + 1) == Some(&'-') && i + 2 < singles.len() {
+                members.extend(singles[i]..=singles[i + 2]);
+                i += 3;
+            } else {
+                members.push(singles[i]);
+                i += 1;
+            }
+        }
+        members
+    }
+
+    #[test]
+    fn the_documented_whitespace_is_what_trim_removes() {
+        let documented = class_members(WHITESPACE_CLASS);
+        let removed: Vec<char> = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace())
+            .collect();
+        assert_eq!(documented, removed);
+    }
+
+    #[test]
+    fn the_documented_ufs_are_the_ones_accepted() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(Uf::schema()).unwrap();
+        let documented: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|uf| uf.as_str().unwrap())
+            .collect();
+        assert_eq!(documented, UFS);
     }
 
     #[test]

@@ -108,8 +108,9 @@ impl WorkerConfig {
     }
 }
 
-/// Each kind's worker holds a LISTEN connection and uses one for fetching and
-/// acknowledging, plus one per running job; a few more serve tickers and `/metrics`.
+/// Each kind's worker uses a connection for fetching and one for writing its
+/// acknowledgements, plus one per running job; a few more serve tickers and `/metrics` (the
+/// listener has a connection of its own).
 fn connections_needed(registry: &Registry, runtime: &RuntimeConfig) -> u32 {
     let per_kind: usize = registry
         .kinds()

@@ -14,6 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     error::{ApiError, ApiResult, Problem},
     extract::{AuthUser, Created, Json, Query},
+    openapi::{Authenticated, PROBLEM, PublicWithBody},
     state::AppState,
 };
 
@@ -49,11 +50,9 @@ impl AuthResponse {
     request_body = credentials::Registration,
     responses(
         (status = 201, body = AuthResponse),
-        (status = 400, body = Problem, description = "malformed JSON"),
-        (status = 409, body = Problem, description = "e-mail already registered"),
-        (status = 422, body = Problem, description = "invalid name, e-mail, CPF or a password under 8 characters"),
-        (status = 429, body = Problem, description = "too many registrations from this address"),
-        (status = 503, body = Problem, description = "password hashing is saturated; retry after `Retry-After`"),
+        PublicWithBody,
+        (status = 409, description = "e-mail already registered", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -72,10 +71,9 @@ pub async fn register(
     request_body = credentials::Login,
     responses(
         (status = 200, body = AuthResponse),
-        (status = 400, body = Problem, description = "malformed JSON"),
-        (status = 401, body = Problem, description = "e-mail or password do not match"),
-        (status = 429, body = Problem, description = "too many attempts from this address, or too many failed logins for this e-mail; retry after `Retry-After`"),
-        (status = 503, body = Problem, description = "password hashing is saturated; retry after `Retry-After`"),
+        PublicWithBody,
+        (status = 401, description = "e-mail or password do not match", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -121,11 +119,7 @@ pub struct LogoutParams {
 /// refused from then on, by every instance at once.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     params(LogoutParams),
-    responses(
-        (status = 204, description = "logged out"),
-        (status = 400, body = Problem, description = "`all` is not a boolean"),
-        (status = 401, body = Problem),
-    ))]
+    responses((status = 204, description = "logged out"), Authenticated))]
 pub async fn logout(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -145,9 +139,7 @@ pub async fn logout(
     request_body = ForgotPassword,
     responses(
         (status = 202, description = "accepted; an e-mail follows when the account exists"),
-        (status = 400, body = Problem, description = "malformed JSON"),
-        (status = 422, body = Problem, description = "not an e-mail address"),
-        (status = 429, body = Problem, description = "too many requests from this address"),
+        PublicWithBody,
     ))]
 pub async fn forgot_password(
     State(state): State<AppState>,
@@ -170,9 +162,10 @@ pub async fn forgot_password(
     request_body = ResetPassword,
     responses(
         (status = 204, description = "password changed"),
-        (status = 400, body = Problem, description = "malformed JSON"),
-        (status = 422, body = Problem, description = "unknown, used or expired token (`errors.token`), or a password under 8 characters (`errors.password`)"),
-        (status = 503, body = Problem, description = "password hashing is saturated; retry after `Retry-After`"),
+        PublicWithBody,
+        (status = 422, description = "unknown, used or expired token (`errors.token`), or a \
+            password under 8 characters (`errors.password`)", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn reset_password(
     State(state): State<AppState>,

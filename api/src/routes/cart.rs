@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiResult, Problem},
     extract::{AuthUser, Json, Path},
+    openapi::{Authenticated, AuthenticatedWithBody, PROBLEM},
     state::AppState,
 };
 
@@ -23,26 +24,33 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct AddItem {
     pub product_id: Uuid,
-    /// At least 1; added to what the line already holds.
+    /// At least 1; added to what the line already holds, which stays at most 10000
+    /// (`cart::MAX_LINE_QUANTITY`).
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct SetQuantity {
     /// The line's new quantity; 0 removes it.
+    #[schema(minimum = 0, maximum = 10_000)]
     pub quantity: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CouponCode {
     /// Case-insensitive.
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub code: String,
 }
 
 /// The caller's cart at current prices. Lines of deleted products are dropped; lines beyond
 /// the current stock are flagged `available: false`.
 #[utoipa::path(get, path = "/cart", tag = "cart", security(("bearer" = [])),
-    responses((status = 200, body = Cart), (status = 401, body = Problem)))]
+    responses((status = 200, body = Cart), Authenticated))]
 pub async fn get_cart(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Cart>> {
     let mut conn = state.db.acquire().await?;
     Ok(Json(cart::get(&mut conn, user.id).await?))
@@ -53,11 +61,10 @@ pub async fn get_cart(State(state): State<AppState>, user: AuthUser) -> ApiResul
     security(("bearer" = [])),
     responses(
         (status = 200, body = Cart),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, description = "unknown or deleted product", body = Problem),
-        (status = 409, description = "more than in stock", body = Problem),
-        (status = 422, description = "quantity below 1", body = Problem),
+        AuthenticatedWithBody,
+        (status = 404, description = "unknown or deleted product", body = Problem,
+            content_type = PROBLEM),
+        (status = 409, description = "more than in stock", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn add_item(
     State(state): State<AppState>,
@@ -75,11 +82,10 @@ pub async fn add_item(
     params(("product_id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 200, body = Cart),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, description = "unknown or deleted product", body = Problem),
-        (status = 409, description = "more than in stock", body = Problem),
-        (status = 422, description = "negative quantity", body = Problem),
+        AuthenticatedWithBody,
+        (status = 404, description = "unknown or deleted product", body = Problem,
+            content_type = PROBLEM),
+        (status = 409, description = "more than in stock", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn set_quantity(
     State(state): State<AppState>,
@@ -98,9 +104,9 @@ pub async fn set_quantity(
     params(("product_id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 200, body = Cart),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, description = "no such line in the cart", body = Problem),
+        Authenticated,
+        (status = 404, description = "no such line in the cart", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn remove_item(
     State(state): State<AppState>,
@@ -115,7 +121,7 @@ pub async fn remove_item(
 
 /// Empties the cart (lines and coupon).
 #[utoipa::path(delete, path = "/cart", tag = "cart", security(("bearer" = [])),
-    responses((status = 200, body = Cart), (status = 401, body = Problem)))]
+    responses((status = 200, body = Cart), Authenticated))]
 pub async fn clear_cart(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Cart>> {
     let mut conn = state.db.acquire().await?;
     cart::clear(&mut conn, user.id).await?;
@@ -127,9 +133,9 @@ pub async fn clear_cart(State(state): State<AppState>, user: AuthUser) -> ApiRes
     security(("bearer" = [])),
     responses(
         (status = 200, body = Cart),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 422, description = "unknown, inactive, outside its window, used up or below its minimum", body = Problem),
+        AuthenticatedWithBody,
+        (status = 422, description = "unknown, inactive, outside its window, used up or below \
+            its minimum", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn apply_coupon(
     State(state): State<AppState>,
@@ -144,7 +150,7 @@ pub async fn apply_coupon(
 
 /// Detaches the coupon.
 #[utoipa::path(delete, path = "/cart/coupon", tag = "cart", security(("bearer" = [])),
-    responses((status = 200, body = Cart), (status = 401, body = Problem)))]
+    responses((status = 200, body = Cart), Authenticated))]
 pub async fn remove_coupon(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<Cart>> {
     let mut conn = state.db.acquire().await?;
     Ok(Json(cart::remove_coupon(&mut conn, user.id).await?))

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiResult, Problem},
     extract::{AdminUser, Created, Json, PageParams, Paginated, Path, Query},
+    openapi::{Admin, AdminWithBody, PROBLEM, Paged, Public},
     state::AppState,
 };
 
@@ -19,11 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Categories by name, a page at a time; `parent_id` gives the tree.
 #[utoipa::path(get, path = "/categories", tag = "catalog", params(PageParams),
-    responses(
-        (status = 200, body = Paginated<Category>),
-        (status = 400, body = Problem),
-        (status = 422, body = Problem),
-    ))]
+    responses((status = 200, body = Paginated<Category>), Public, Paged))]
 pub async fn list_categories(
     State(state): State<AppState>,
     Query(page): Query<PageParams>,
@@ -46,8 +43,8 @@ pub async fn list_categories(
 #[utoipa::path(get, path = "/categories/{id}", tag = "catalog", params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = Category),
-        (status = 400, body = Problem),
-        (status = 404, body = Problem),
+        Public,
+        (status = 404, description = "no such category", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn get_category(
     State(state): State<AppState>,
@@ -68,10 +65,9 @@ pub async fn get_category(
     security(("bearer" = [])),
     responses(
         (status = 201, body = Category),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 422, description = "empty name, unknown parent", body = Problem),
+        AdminWithBody,
+        (status = 422, description = "empty name, unknown parent", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn create_category(
     State(state): State<AppState>,
@@ -89,11 +85,10 @@ pub async fn create_category(
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 200, body = Category),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 422, description = "empty name, unknown parent, cycle", body = Problem),
+        AdminWithBody,
+        (status = 404, description = "no such category", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "empty name, unknown parent, cycle", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn update_category(
     State(state): State<AppState>,
@@ -112,10 +107,10 @@ pub async fn update_category(
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "it still has products or subcategories", body = Problem),
+        Admin,
+        (status = 404, description = "no such category", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "it still has products or subcategories", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn delete_category(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiResult, Problem},
     extract::{AdminUser, Created, Json, PageParams, Paginated, Path, Query},
+    openapi::{Admin, AdminWithBody, PROBLEM, Paged},
     state::AppState,
 };
 
@@ -23,13 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Live coupons, newest first (admin).
 #[utoipa::path(get, path = "/coupons", tag = "coupons", params(PageParams),
     security(("bearer" = [])),
-    responses(
-        (status = 200, body = Paginated<Coupon>),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 422, body = Problem),
-    ))]
+    responses((status = 200, body = Paginated<Coupon>), Admin, Paged))]
 pub async fn list_coupons(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -46,11 +41,9 @@ pub async fn list_coupons(
     security(("bearer" = [])),
     responses(
         (status = 201, body = Coupon),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 409, description = "code taken (case-insensitively)", body = Problem),
-        (status = 422, body = Problem),
+        AdminWithBody,
+        (status = 409, description = "code taken (case-insensitively)", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn create_coupon(
     State(state): State<AppState>,
@@ -65,10 +58,8 @@ pub async fn create_coupon(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Coupon),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
+        Admin,
+        (status = 404, description = "no such coupon", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn get_coupon(
     State(state): State<AppState>,
@@ -84,12 +75,9 @@ pub async fn get_coupon(
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 200, body = Coupon),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "code taken", body = Problem),
-        (status = 422, body = Problem),
+        AdminWithBody,
+        (status = 404, description = "no such coupon", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "code taken", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn update_coupon(
     State(state): State<AppState>,
@@ -106,9 +94,8 @@ pub async fn update_coupon(
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
+        Admin,
+        (status = 404, description = "no such coupon", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn delete_coupon(
     State(state): State<AppState>,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiResult, Problem},
     extract::{AuthUser, Json, Path},
+    openapi::{Authenticated, PROBLEM},
     state::AppState,
 };
 
@@ -51,8 +52,9 @@ impl InvoiceView {
     security(("bearer" = [])),
     responses(
         (status = 200, body = InvoiceView),
-        (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, description = "no such order, someone else's, or no invoice yet", body = Problem),
+        Authenticated,
+        (status = 404, description = "no such order, someone else's, or no invoice yet",
+            body = Problem, content_type = PROBLEM),
     ))]
 pub async fn get_invoice(
     State(state): State<AppState>,

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult, Problem, Transient},
     extract::{AdminUser, AuthUser, Created, Json, PageParams, Paginated, Path, Query},
+    openapi::{Admin, AdminWithBody, Authenticated, AuthenticatedWithBody, PROBLEM, Paged, Public},
     state::AppState,
 };
 
@@ -53,6 +54,7 @@ pub struct OrdersQuery {
     #[serde(default)]
     pub all: bool,
     /// Only orders in this status.
+    #[param(nullable = false)]
     pub status: Option<OrderStatus>,
 }
 
@@ -61,23 +63,22 @@ pub struct OrdersQuery {
 /// priced here, for the chosen service. With an `Idempotency-Key`, a repeat with the same
 /// body within 24 h gets the first answer again (`Idempotent-Replayed: true`).
 #[utoipa::path(post, path = "/orders", tag = "orders",
-    params(("Idempotency-Key" = Option<String>, Header,
-        description = "1–255 printable ASCII characters; makes the request safe to retry")),
+    params(IdempotencyKey),
     request_body = CheckoutRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, body = Order),
-        (status = 400, body = Problem), (status = 401, body = Problem),
+        AuthenticatedWithBody,
         (status = 409, description = "not enough stock (the detail names the product), the \
             caller already holds `MAX_UNPAID_ORDERS` unpaid orders, or the Idempotency-Key was \
             used with another body; with `Retry-After`, a conflict that passes (the key is in \
             use by a running request, the cart kept changing): repeat the request, such an \
-            answer is not stored for the key", body = Problem),
+            answer is not stored for the key", body = Problem, content_type = PROBLEM),
         (status = 422, description = "empty cart, no CPF on the profile, unknown address \
             (`address_id`: not in the caller's address book), shipping service not offered, \
-            or a coupon that no longer applies", body = Problem),
-        (status = 502, description = "the shipping provider answered badly", body = Problem),
-        (status = 503, description = "the shipping provider is unavailable", body = Problem),
+            or a coupon that no longer applies", body = Problem, content_type = PROBLEM),
+        (status = 502, description = "the shipping provider answered badly", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn place_order(
     State(state): State<AppState>,
@@ -120,9 +121,11 @@ async fn checkout(state: &AppState, user_id: Uuid, body: &CheckoutRequest) -> Ap
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, description = "no such order, or someone else's", body = Problem),
-        (status = 409, description = "already shipped, delivered or cancelled", body = Problem),
+        Authenticated,
+        (status = 404, description = "no such order, or someone else's", body = Problem,
+            content_type = PROBLEM),
+        (status = 409, description = "already shipped, delivered or cancelled", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn cancel_order(
     State(state): State<AppState>,
@@ -141,8 +144,10 @@ pub async fn cancel_order(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Paginated<Order>),
-        (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, description = "`all=true` from a non-admin", body = Problem),
+        Authenticated,
+        Paged,
+        (status = 403, description = "`all=true` from a non-admin", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn list_orders(
     State(state): State<AppState>,
@@ -173,8 +178,9 @@ pub async fn list_orders(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, description = "no such order, or someone else's", body = Problem),
+        Authenticated,
+        (status = 404, description = "no such order, or someone else's", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn get_order(
     State(state): State<AppState>,
@@ -193,7 +199,12 @@ pub async fn get_order(
     params(("number" = String, Path, example = "AA123456789BR",
         description = "the carrier's tracking code (e.g. `AA123456789BR`) or the order number \
             (e.g. `CART-7K3M9Q2X`)")),
-    responses((status = 200, body = PublicTracking), (status = 404, body = Problem)))]
+    responses(
+        (status = 200, body = PublicTracking),
+        Public,
+        (status = 404, description = "no order with that tracking code or number",
+            body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn track_order(
     State(state): State<AppState>,
     Path(number): Path<String>,
@@ -202,9 +213,22 @@ pub async fn track_order(
     Ok(Json(orders::read::track(&mut conn, &number).await?))
 }
 
+/// Each field: 1–64 characters once trimmed, none of them a control character. The pattern
+/// spells that out: whitespace trim removes (which may be control characters), then text
+/// without control characters that starts and ends with something else, then whitespace again.
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct TrackingRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F]([^\u0000-\u001F\u007F-\u009F]*[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F])?[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub tracking_number: String,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F]([^\u0000-\u001F\u007F-\u009F]*[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000-\u001F\u007F-\u009F])?[\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub carrier: String,
 }
 
@@ -215,10 +239,10 @@ pub struct TrackingRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "not paid yet, already shipped, or cancelled", body = Problem),
-        (status = 422, body = Problem),
+        AdminWithBody,
+        (status = 404, description = "no such order", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "not paid yet, already shipped, or cancelled",
+            body = Problem, content_type = PROBLEM),
     ))]
 pub async fn ship_order(
     State(state): State<AppState>,
@@ -245,9 +269,9 @@ pub async fn ship_order(
     security(("bearer" = [])),
     responses(
         (status = 200, body = Order),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "not shipped", body = Problem),
+        Admin,
+        (status = 404, description = "no such order", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "not shipped", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn deliver_order(
     State(state): State<AppState>,
@@ -267,6 +291,37 @@ pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent
 /// The optional `Idempotency-Key` header; a malformed one is a 400.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(pub Option<String>);
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::{
+            Required,
+            path::{ParameterBuilder, ParameterIn},
+            schema::{ObjectBuilder, Type},
+        };
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes the request safe to retry: a repeat with the same key and body \
+                     within 24 h gets the first answer again. 1–255 printable ASCII \
+                     characters, not only spaces.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(idempotency::MAX_KEY_LEN))
+                        .pattern(Some("^[ -~]*[!-~][ -~]*$")),
+                ))
+                .build(),
+        ]
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiResult, Problem},
     extract::{AuthUser, Json, Path},
+    openapi::{Authenticated, AuthenticatedWithBody, PROBLEM},
     routes::orders::{IdempotencyKey, idempotent},
     state::AppState,
 };
@@ -42,22 +43,24 @@ pub struct PaymentInitiating {
 /// reason for the buyer in `error`; the provider's own text is shown to admins only.
 #[utoipa::path(post, path = "/orders/{id}/pay", tag = "payments",
     params(("id" = Uuid, Path),
-           ("Idempotency-Key" = Option<String>, Header, description = "repeat-safe retries")),
+           IdempotencyKey),
     request_body = PayRequest,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "the charge is ready (PIX code or card client secret), or the provider refused it (`status: failed`)", body = PaymentView),
         (status = 202, description = "still initiating; poll the Location", body = PaymentInitiating,
          headers(("Location" = String, description = "/api/orders/{id}/payment"))),
-        (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, description = "no such order, or someone else's", body = Problem),
+        AuthenticatedWithBody,
+        (status = 404, description = "no such order, or someone else's", body = Problem,
+            content_type = PROBLEM),
         (status = 409, description = "the order is not waiting for a payment; PIX with less than \
             `PIX_MIN_REMAINING` of the order's payment window left; the Idempotency-Key was used \
             with another body; or, with `Retry-After`, a payment for the order is being started \
-            right now (repeat the request: such an answer is not stored for the key)", body = Problem),
-        (status = 422, body = Problem),
-        (status = 503, description = "the provider's circuit is open; nothing was recorded", body = Problem,
-         headers(("Retry-After" = u64))),
+            right now (repeat the request: such an answer is not stored for the key)",
+            body = Problem, content_type = PROBLEM),
+        (status = 503, description = "the provider's circuit is open (nothing was recorded), \
+            or the database is unavailable", body = Problem, content_type = PROBLEM,
+            headers(("Retry-After" = u64, description = "seconds to wait before trying again"))),
     ))]
 pub async fn pay(
     State(state): State<AppState>,
@@ -128,8 +131,9 @@ fn answer(order_id: Uuid, payment: Payment) -> Response {
     security(("bearer" = [])),
     responses(
         (status = 200, body = PaymentView),
-        (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, description = "no such order, someone else's, or no payment yet", body = Problem),
+        Authenticated,
+        (status = 404, description = "no such order, someone else's, or no payment yet",
+            body = Problem, content_type = PROBLEM),
     ))]
 pub async fn get_payment(
     State(state): State<AppState>,

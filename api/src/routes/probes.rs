@@ -10,7 +10,11 @@ use axum::{
 use serde::Serialize;
 use std::time::Duration;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::{ApiError, Problem},
+    openapi::PROBLEM,
+    state::AppState,
+};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Status {
@@ -37,7 +41,11 @@ pub async fn health() -> axum::Json<Status> {
 
 /// 200 when the database answers a ping within a second, else 503.
 #[utoipa::path(get, path = "/ready", tag = "probes",
-    responses((status = 200, body = Status), (status = 503, body = crate::error::Problem)))]
+    responses(
+        (status = 200, body = Status),
+        (status = 503, description = "the database did not answer", body = Problem,
+            content_type = PROBLEM, headers(("Retry-After" = u64))),
+    ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let ping = tokio::time::timeout(
         Duration::from_secs(1),

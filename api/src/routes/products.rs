@@ -14,6 +14,7 @@ use crate::{
     cache::{JsonBody, ProductListKey},
     error::{ApiResult, Problem},
     extract::{AdminUser, Created, Json, Page, PageParams, Paginated, Path, Query},
+    openapi::{Admin, AdminWithBody, PROBLEM, Paged, Public},
     state::AppState,
 };
 
@@ -30,22 +31,70 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::IntoParams)]
 pub struct SortParams {
     /// `newest` (default), `price_asc`, `price_desc` or `name`; ties are ordered by id.
-    #[param(inline)]
+    #[param(inline, nullable = false)]
     pub sort: Option<ProductSort>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 pub struct SearchParams {
     /// Words to look for in name, SKU and description; accents and plurals do not matter.
+    /// Missing, empty or only spaces is refused.
+    #[param(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub q: Option<String>,
 }
 
 /// `{stock}` sets the stock; `{delta}` moves it (negative to remove). Exactly one of them.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct StockPatch {
     pub stock: Option<i64>,
     pub delta: Option<i64>,
 }
+
+/// Written out rather than derived: the derive cannot say "exactly one of them".
+impl utoipa::PartialSchema for StockPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        let limit = i64::from(i32::MAX);
+        // One field given, the other absent or null.
+        let only = |field: &str, other: &str, minimum: i64, description: &str| {
+            ObjectBuilder::new()
+                .property(
+                    field,
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .minimum(Some(minimum))
+                        .maximum(Some(limit))
+                        .description(Some(description)),
+                )
+                .required(field)
+                .property(other, ObjectBuilder::new().schema_type(Type::Null))
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "`{stock}` sets the stock; `{delta}` moves it (negative to remove). Exactly one \
+                 of them.",
+            ))
+            .item(only("stock", "delta", 0, "the new stock"))
+            .item(only(
+                "delta",
+                "stock",
+                -limit,
+                "units to add, or with a minus sign to remove",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StockPatch {}
 
 impl StockPatch {
     fn into_change(self) -> Result<StockChange, cart_core::Error> {
@@ -100,11 +149,7 @@ async fn list(
 
 /// Live products, a page at a time.
 #[utoipa::path(get, path = "/products", tag = "catalog", params(PageParams, SortParams),
-    responses(
-        (status = 200, body = Paginated<Product>),
-        (status = 400, description = "bad query parameters", body = Problem),
-        (status = 422, description = "limit below 1 or negative offset", body = Problem),
-    ))]
+    responses((status = 200, body = Paginated<Product>), Public, Paged))]
 pub async fn list_products(
     State(state): State<AppState>,
     Query(page): Query<PageParams>,
@@ -122,11 +167,7 @@ pub async fn list_products(
 
 /// Featured live products, a page at a time.
 #[utoipa::path(get, path = "/products/featured", tag = "catalog", params(PageParams, SortParams),
-    responses(
-        (status = 200, body = Paginated<Product>),
-        (status = 400, body = Problem),
-        (status = 422, body = Problem),
-    ))]
+    responses((status = 200, body = Paginated<Product>), Public, Paged))]
 pub async fn featured_products(
     State(state): State<AppState>,
     Query(page): Query<PageParams>,
@@ -147,9 +188,9 @@ pub async fn featured_products(
     params(("id" = Uuid, Path, description = "category id"), PageParams, SortParams),
     responses(
         (status = 200, body = Paginated<Product>),
-        (status = 400, body = Problem),
-        (status = 404, description = "no such category", body = Problem),
-        (status = 422, body = Problem),
+        Public,
+        Paged,
+        (status = 404, description = "no such category", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn products_in_category(
     State(state): State<AppState>,
@@ -171,8 +212,9 @@ pub async fn products_in_category(
 #[utoipa::path(get, path = "/products/search", tag = "catalog", params(SearchParams, PageParams),
     responses(
         (status = 200, body = Paginated<Product>),
-        (status = 400, body = Problem),
-        (status = 422, description = "empty or overlong q", body = Problem),
+        Public,
+        (status = 422, description = "`q` empty or too long, `limit` below 1 or a negative \
+            `offset`", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn search_products(
     State(state): State<AppState>,
@@ -197,8 +239,8 @@ pub async fn search_products(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = Product),
-        (status = 400, description = "id is not a UUID", body = Problem),
-        (status = 404, description = "unknown or deleted", body = Problem),
+        Public,
+        (status = 404, description = "unknown or deleted", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn get_product(
     State(state): State<AppState>,
@@ -219,11 +261,8 @@ pub async fn get_product(
     security(("bearer" = [])),
     responses(
         (status = 201, body = Product),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 409, description = "SKU taken", body = Problem),
-        (status = 422, body = Problem),
+        AdminWithBody,
+        (status = 409, description = "SKU taken", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn create_product(
     State(state): State<AppState>,
@@ -241,12 +280,9 @@ pub async fn create_product(
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 200, body = Product),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "SKU taken", body = Problem),
-        (status = 422, body = Problem),
+        AdminWithBody,
+        (status = 404, description = "unknown or deleted", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "SKU taken", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn update_product(
     State(state): State<AppState>,
@@ -265,9 +301,9 @@ pub async fn update_product(
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 204, description = "deleted"),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
+        Admin,
+        (status = 404, description = "unknown or already deleted", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn delete_product(
     State(state): State<AppState>,
@@ -287,12 +323,10 @@ pub async fn delete_product(
     params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses(
         (status = 200, body = Product),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
-        (status = 409, description = "the delta would take stock below zero", body = Problem),
-        (status = 422, body = Problem),
+        AdminWithBody,
+        (status = 404, description = "unknown or deleted", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "the delta would take stock below zero", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn change_stock(
     State(state): State<AppState>,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiResult, Problem},
     extract::{AdminUser, Json, Path},
+    openapi::{Admin, PROBLEM},
     routes::webhooks::{WebhookAck, receive},
     state::AppState,
 };
@@ -29,9 +30,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the signed webhook was accepted", body = WebhookAck),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "no such payment, or PIX_PROVIDER is not sandbox", body = Problem),
-        (status = 409, description = "not a pending PIX payment, or PROPAY_TO_GO_SECRET is unset", body = Problem),
+        Admin,
+        (status = 404, description = "no such payment, or PIX_PROVIDER is not sandbox",
+            body = Problem, content_type = PROBLEM),
+        (status = 409, description = "not a pending PIX payment, or PROPAY_TO_GO_SECRET is unset",
+            body = Problem, content_type = PROBLEM),
     ))]
 pub async fn confirm_payment(
     State(state): State<AppState>,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiResult, Problem},
     extract::Json,
+    openapi::{PROBLEM, PublicWithBody},
     state::AppState,
 };
 
@@ -22,13 +23,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct QuoteLine {
     pub product_id: Uuid,
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CalculateShipping {
     /// Destination CEP, 8 digits; a hyphen is accepted (`01310-100`).
+    #[schema(pattern = r"^[0-9]{5}-?[0-9]{3}$")]
     pub cep_destino: String,
+    /// 1–100 lines (`quote::MAX_ITEMS`).
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<QuoteLine>,
 }
 
@@ -44,10 +49,11 @@ pub struct ShippingQuote {
     request_body = CalculateShipping,
     responses(
         (status = 200, body = ShippingQuote),
-        (status = 400, body = Problem),
-        (status = 422, description = "bad CEP, no items, bad quantity or unknown product", body = Problem),
-        (status = 502, description = "the shipping provider answered badly", body = Problem),
-        (status = 503, description = "the shipping provider is unavailable", body = Problem),
+        PublicWithBody,
+        (status = 422, description = "bad CEP, no items, bad quantity or unknown product",
+            body = Problem, content_type = PROBLEM),
+        (status = 502, description = "the shipping provider answered badly", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn calculate(
     State(state): State<AppState>,

@@ -11,6 +11,7 @@ use cart_core::users::{
     addresses::{self, Address, AddressInput},
     privacy,
 };
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult, Problem},
     extract::{AdminUser, AuthUser, Created, Json, PageParams, Paginated, Path, Query},
+    openapi::{Admin, Authenticated, AuthenticatedWithBody, PROBLEM, Paged},
     state::AppState,
 };
 
@@ -31,6 +33,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_address, delete_address))
         .routes(routes!(make_default_address))
 }
+
+/// Whose address book (`{id}`): `me`, the caller's own id, or (admins) any user id.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(
+    pattern = r"^(me|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)]
+pub struct AccountRef(pub String);
 
 /// The account the caller may act on: themselves (`me` or their id), or anyone for admins.
 async fn owner(state: &AppState, caller: AuthUser, raw_id: &str) -> ApiResult<Uuid> {
@@ -52,10 +61,7 @@ async fn owner(state: &AppState, caller: AuthUser, raw_id: &str) -> ApiResult<Uu
 
 /// The caller's profile.
 #[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
-    responses(
-        (status = 200, body = User),
-        (status = 401, body = Problem),
-    ))]
+    responses((status = 200, body = User), Authenticated))]
 pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<User>> {
     let mut conn = state.db.acquire().await?;
     Ok(Json(users::find(&mut conn, caller.id).await?))
@@ -63,17 +69,18 @@ pub async fn get_me(State(state): State<AppState>, caller: AuthUser) -> ApiResul
 
 /// Change name, e-mail or CPF; absent fields stay. Role and other server-owned fields are
 /// not accepted from clients (they are ignored). A new e-mail needs `current_password`; it
-/// notifies the old address, ends the account's other sessions and voids reset links.
+/// notifies the old address, ends the account's other sessions and voids reset links. Each
+/// `current_password` checked spends the account's failed-login budget, shared with login:
+/// once it is spent, the answer is 429.
 #[utoipa::path(put, path = "/users/me", tag = "users", security(("bearer" = [])),
     request_body = ProfileUpdate,
     responses(
         (status = 200, body = User),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem, description = "a new e-mail without the right `current_password`; nothing changed"),
-        (status = 409, body = Problem, description = "e-mail already registered"),
-        (status = 422, body = Problem, description = "invalid name, e-mail or CPF"),
-        (status = 429, body = Problem, description = "too many failed password checks for this account (shared with login); retry after `Retry-After`"),
+        AuthenticatedWithBody,
+        (status = 403, description = "a new e-mail without the right `current_password`; \
+            nothing changed", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "e-mail already registered", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn update_me(
     State(state): State<AppState>,
@@ -123,10 +130,7 @@ pub async fn update_me(
 /// Anonymise the caller's account (LGPD erasure). Personal data is scrubbed irreversibly,
 /// orders and invoices are kept for fiscal law; login and every token stop working.
 #[utoipa::path(delete, path = "/users/me", tag = "users", security(("bearer" = [])),
-    responses(
-        (status = 204, description = "anonymised"),
-        (status = 401, body = Problem),
-    ))]
+    responses((status = 204, description = "anonymised"), Authenticated))]
 pub async fn delete_me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<StatusCode> {
     let mut conn = state.db.acquire().await?;
     privacy::anonymise(&mut conn, caller.id).await?;
@@ -138,10 +142,7 @@ pub async fn delete_me(State(state): State<AppState>, caller: AuthUser) -> ApiRe
 /// `payments` (without provider secrets), `invoices`, `sessions`, `email_changes` and the
 /// caller's rows of other areas.
 #[utoipa::path(get, path = "/users/me/export", tag = "users", security(("bearer" = [])),
-    responses(
-        (status = 200, body = Object),
-        (status = 401, body = Problem),
-    ))]
+    responses((status = 200, body = Object), Authenticated))]
 pub async fn export_me(State(state): State<AppState>, caller: AuthUser) -> ApiResult<Json<Value>> {
     let mut conn = state.db.acquire().await?;
     Ok(Json(privacy::export(&mut conn, caller.id).await?))
@@ -150,12 +151,7 @@ pub async fn export_me(State(state): State<AppState>, caller: AuthUser) -> ApiRe
 /// Active accounts, oldest first (admins only).
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
     params(PageParams),
-    responses(
-        (status = 200, body = Paginated<User>),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-    ))]
+    responses((status = 200, body = Paginated<User>), Admin, Paged))]
 pub async fn list_users(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -172,10 +168,9 @@ pub async fn list_users(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = User),
-        (status = 400, body = Problem, description = "the id is not a UUID"),
-        (status = 401, body = Problem),
-        (status = 403, body = Problem),
-        (status = 404, body = Problem),
+        Admin,
+        (status = 404, description = "no such active account", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -189,20 +184,20 @@ pub async fn get_user(
 /// The address book, default first, paginated like every list.
 #[utoipa::path(get, path = "/users/{id}/addresses", tag = "addresses", security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id"),
+        ("id" = inline(AccountRef), Path),
         PageParams,
     ),
     responses(
         (status = 200, body = Paginated<Address>),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, body = Problem),
-        (status = 422, body = Problem, description = "`limit` under 1 or a negative `offset`"),
+        Authenticated,
+        Paged,
+        (status = 404, description = "someone else's account, or no such account", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn list_addresses(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    Path(AccountRef(id)): Path<AccountRef>,
     Query(page): Query<PageParams>,
 ) -> ApiResult<Json<Paginated<Address>>> {
     let page = page.clamp(state.config.pagination_max_limit)?;
@@ -214,19 +209,18 @@ pub async fn list_addresses(
 
 /// Add an address. The first one becomes the default; `is_default: true` moves it here.
 #[utoipa::path(post, path = "/users/{id}/addresses", tag = "addresses", security(("bearer" = [])),
-    params(("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id")),
+    params(("id" = inline(AccountRef), Path)),
     request_body = AddressInput,
     responses(
         (status = 201, body = Address),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, body = Problem),
-        (status = 422, body = Problem, description = "invalid CEP, UF or missing fields"),
+        AuthenticatedWithBody,
+        (status = 404, description = "someone else's account, or no such account", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn create_address(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path(id): Path<String>,
+    Path(AccountRef(id)): Path<AccountRef>,
     Json(input): Json<AddressInput>,
 ) -> ApiResult<Created<Address>> {
     let owner = owner(&state, caller, &id).await?;
@@ -238,24 +232,23 @@ pub async fn create_address(
 /// default to another address instead.
 #[utoipa::path(put, path = "/users/{id}/addresses/{aid}", tag = "addresses", security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id"),
+        ("id" = inline(AccountRef), Path),
         ("aid" = Uuid, Path),
     ),
     request_body = AddressInput,
     responses(
         (status = 200, body = Address),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, body = Problem),
-        (status = 422, body = Problem),
+        AuthenticatedWithBody,
+        (status = 404, description = "no such address in this account's book, or someone \
+            else's account", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn update_address(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path((id, address_id)): Path<(String, Uuid)>,
+    Path((account, address_id)): Path<(AccountRef, Uuid)>,
     Json(input): Json<AddressInput>,
 ) -> ApiResult<Json<Address>> {
-    let owner = owner(&state, caller, &id).await?;
+    let owner = owner(&state, caller, &account.0).await?;
     let mut conn = state.db.acquire().await?;
     Ok(Json(
         addresses::update(&mut conn, owner, address_id, input).await?,
@@ -265,21 +258,21 @@ pub async fn update_address(
 /// Delete an address. When it was the default, the newest remaining address becomes it.
 #[utoipa::path(delete, path = "/users/{id}/addresses/{aid}", tag = "addresses", security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id"),
+        ("id" = inline(AccountRef), Path),
         ("aid" = Uuid, Path),
     ),
     responses(
         (status = 204, description = "deleted"),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, body = Problem),
+        Authenticated,
+        (status = 404, description = "no such address in this account's book, or someone \
+            else's account", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn delete_address(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path((id, address_id)): Path<(String, Uuid)>,
+    Path((account, address_id)): Path<(AccountRef, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    let owner = owner(&state, caller, &id).await?;
+    let owner = owner(&state, caller, &account.0).await?;
     let mut conn = state.db.acquire().await?;
     addresses::delete(&mut conn, owner, address_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -288,21 +281,21 @@ pub async fn delete_address(
 /// Make this address the only default.
 #[utoipa::path(patch, path = "/users/{id}/addresses/{aid}/default", tag = "addresses", security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "`me`, the caller's id, or (admins) any user id"),
+        ("id" = inline(AccountRef), Path),
         ("aid" = Uuid, Path),
     ),
     responses(
         (status = 200, body = Address),
-        (status = 400, body = Problem),
-        (status = 401, body = Problem),
-        (status = 404, body = Problem),
+        Authenticated,
+        (status = 404, description = "no such address in this account's book, or someone \
+            else's account", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn make_default_address(
     State(state): State<AppState>,
     caller: AuthUser,
-    Path((id, address_id)): Path<(String, Uuid)>,
+    Path((account, address_id)): Path<(AccountRef, Uuid)>,
 ) -> ApiResult<Json<Address>> {
-    let owner = owner(&state, caller, &id).await?;
+    let owner = owner(&state, caller, &account.0).await?;
     let mut conn = state.db.acquire().await?;
     Ok(Json(
         addresses::make_default(&mut conn, owner, address_id).await?,

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult, Problem},
     extract::Json,
+    openapi::{PROBLEM, Webhook},
     state::AppState,
 };
 
@@ -89,9 +90,9 @@ pub(crate) async fn receive(
     request_body(content = String, content_type = "application/json"),
     responses(
         (status = 200, description = "stored (or a duplicate, ignored)", body = WebhookAck),
-        (status = 400, description = "valid signature, malformed body", body = Problem),
-        (status = 401, description = "missing or invalid signature", body = Problem),
-        (status = 404, description = "PIX_PROVIDER is neither propay nor sandbox", body = Problem),
+        Webhook,
+        (status = 404, description = "PIX_PROVIDER is neither propay nor sandbox",
+            body = Problem, content_type = PROBLEM),
     ))]
 pub async fn propay_webhook(
     State(state): State<AppState>,
@@ -113,9 +114,9 @@ pub async fn propay_webhook(
     request_body(content = String, content_type = "application/json"),
     responses(
         (status = 200, description = "stored (or a duplicate, ignored)", body = WebhookAck),
-        (status = 400, description = "valid signature, malformed body", body = Problem),
-        (status = 401, description = "missing or invalid signature", body = Problem),
-        (status = 404, description = "PIX_PROVIDER is not openpix", body = Problem),
+        Webhook,
+        (status = 404, description = "PIX_PROVIDER is not openpix", body = Problem,
+            content_type = PROBLEM),
     ))]
 pub async fn openpix_webhook(
     State(state): State<AppState>,
@@ -134,9 +135,9 @@ pub async fn openpix_webhook(
     request_body(content = String, content_type = "application/json"),
     responses(
         (status = 200, description = "stored (or a duplicate, ignored)", body = WebhookAck),
-        (status = 400, description = "valid signature, malformed body", body = Problem),
-        (status = 401, description = "missing, invalid or stale signature", body = Problem),
-        (status = 404, description = "CARD_PROVIDER is neither stripe nor sandbox", body = Problem),
+        Webhook,
+        (status = 404, description = "CARD_PROVIDER is neither stripe nor sandbox",
+            body = Problem, content_type = PROBLEM),
     ))]
 pub async fn stripe_webhook(
     State(state): State<AppState>,

@@ -90,6 +90,46 @@ async fn adding_items_accumulates_lines_and_totals(pool: PgPool) {
     );
 }
 
+/// JSON Schema, and so the OpenAPI document, counts `2.0` as the integer 2; a client whose
+/// JSON library writes integers that way is not refused. A fraction still is.
+#[sqlx::test(migrations = false)]
+async fn a_whole_number_written_with_a_fraction_is_an_integer(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let user = customer(&app).await;
+    let item = product(&app, "WH-1", 1000, 10).await;
+    for (body, quantity) in [
+        (format!(r#"{{"product_id": "{item}", "quantity": 2.0}}"#), 2),
+        (format!(r#"{{"product_id": "{item}", "quantity": 1e0}}"#), 3),
+    ] {
+        let res = TestApp::read(
+            app.client
+                .post(app.url("/api/cart/items"))
+                .bearer_auth(&user)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        res.assert_status(200);
+        assert_eq!(res.body["items"][0]["quantity"], quantity);
+    }
+    let res = TestApp::read(
+        app.client
+            .post(app.url("/api/cart/items"))
+            .bearer_auth(&user)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"product_id": "{item}", "quantity": 1.5}}"#))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    res.assert_problem(400);
+    assert!(res.body["detail"].as_str().unwrap().contains("quantity"));
+}
+
 #[sqlx::test(migrations = false)]
 async fn adding_is_checked_against_stock_quantity_and_the_product(pool: PgPool) {
     let app = TestApp::spawn(pool).await;

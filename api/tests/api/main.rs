@@ -17,6 +17,7 @@ mod invoices;
 mod lgpd;
 mod listening;
 mod logging;
+mod openapi;
 mod orders;
 mod payments;
 mod probes;

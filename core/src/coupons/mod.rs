@@ -42,17 +42,31 @@ pub struct Coupon {
     pub active: bool,
 }
 
-/// The body of `POST /api/coupons` and `PUT /api/coupons/{id}`.
+/// The body of `POST /api/coupons` and `PUT /api/coupons/{id}`. Besides each field's own
+/// bounds: a `percent` coupon's `value` is at most 100, and `ends_at` is after `starts_at`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "code": "BEMVINDO10", "kind": "percent", "value": 10, "min_subtotal_cents": 5000,
+    "max_uses": 1000, "max_uses_per_user": 1, "starts_at": "2026-01-01T00:00:00Z",
+    "ends_at": "2026-12-31T23:59:59Z", "active": true
+}))]
 pub struct CouponInput {
     /// 2–40 letters, digits, `_` or `-`; stored upper-case, unique case-insensitively.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{2,40}$")]
     pub code: String,
-    /// `percent` or `fixed`.
+    #[schema(value_type = CouponKind)]
     pub kind: String,
+    /// Percent off (1–100) or centavos off the subtotal.
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64)]
     pub value: i64,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
     pub min_subtotal_cents: i64,
+    /// `null`: unlimited.
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
     pub max_uses: Option<i64>,
+    /// `null`: unlimited.
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
     pub max_uses_per_user: Option<i64>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: Option<DateTime<Utc>>,

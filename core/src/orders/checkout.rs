@@ -43,6 +43,10 @@ pub struct CheckoutRequest {
     /// One of the caller's addresses.
     pub address_id: Uuid,
     /// The service name of a shipping option, e.g. `PAC` (as `/api/shipping/calculate` lists).
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub shipping_service: String,
 }
 

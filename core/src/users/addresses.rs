@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     Error, Result,
     error::FieldErrors,
-    validation::{normalize_cep, normalize_uf},
+    validation::{Uf, normalize_cep, normalize_uf},
 };
 
 /// The contract's `address`.
@@ -29,26 +29,64 @@ pub struct Address {
     pub district: String,
     pub city: String,
     /// A Brazilian UF (`SP`, `RJ`, …).
+    #[schema(value_type = Uf)]
     pub state: String,
     pub is_default: bool,
 }
 
-/// The body of create (`POST`) and full update (`PUT`).
+/// The body of create (`POST`) and full update (`PUT`). Text fields are trimmed; the
+/// lengths count what is left.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "label": "Casa", "recipient": "Ana Souza", "cep": "01310-100", "street": "Avenida Paulista",
+    "number": "1000", "complement": "apto 42", "district": "Bela Vista", "city": "São Paulo",
+    "state": "SP", "is_default": true
+}))]
 pub struct AddressInput {
+    /// A name for it ("Casa", "Trabalho"), up to 50 characters; blank means none.
     #[serde(default)]
+    #[schema(max_length = 50)]
     pub label: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub recipient: String,
     /// `01310100` or `01310-100`.
+    #[schema(pattern = r"^[0-9]{5}-?[0-9]{3}$")]
     pub cep: String,
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub street: String,
     /// Text: `123`, `S/N`, `1500 bloco B`.
+    #[schema(
+        min_length = 1,
+        max_length = 20,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub number: String,
+    /// Up to 200 characters; blank means none.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub complement: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub district: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub city: String,
-    /// A UF, any case.
+    /// A UF; lower case is accepted too.
+    #[schema(value_type = Uf)]
     pub state: String,
     /// `true` makes this the default. The first address is the default regardless.
     #[serde(default)]

@@ -21,13 +21,27 @@ use crate::{
 /// `POST /auth/register`. Unknown fields (`role`, `id`, …) are ignored: a client cannot
 /// choose them.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "name": "Ana Souza", "email": "ana@example.com", "password": "correct horse battery",
+    "cpf": "529.982.247-25"
+}))]
 pub struct Registration {
+    /// 1–200 characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub name: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// At least 8 characters; never truncated.
+    /// At least 8 characters, counted after Unicode NFKC normalisation; never truncated.
+    #[schema(format = Password, min_length = 8)]
     pub password: String,
-    /// Optional; with or without the mask. Check digits are verified.
+    /// Optional; 11 digits, with or without the mask (`529.982.247-25`); the check digits must
+    /// hold.
     #[serde(default)]
+    #[schema(format = "cpf", pattern = r"^[.-]*([0-9][.-]*){11}$")]
     pub cpf: Option<String>,
 }
 
@@ -97,7 +111,9 @@ pub async fn register(
 /// `POST /auth/login`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct Login {
+    /// Any text: whatever does not match an account is the same 401.
     pub email: String,
+    #[schema(format = Password)]
     pub password: String,
 }
 

@@ -92,6 +92,7 @@ fn hmac(key: &[u8]) -> HmacSha256 {
 /// `POST /auth/forgot-password`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ForgotPassword {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
@@ -100,7 +101,8 @@ pub struct ForgotPassword {
 pub struct ResetPassword {
     /// The token from the e-mailed link.
     pub token: String,
-    /// The new password: at least 8 characters.
+    /// The new password: at least 8 characters, counted after Unicode NFKC normalisation.
+    #[schema(format = Password, min_length = 8)]
     pub password: String,
 }
 

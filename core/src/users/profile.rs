@@ -24,13 +24,24 @@ pub const EMAIL_CHANGED_TAG: &str = "email_changed";
 
 /// Absent (or null) fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"name": "Ana Souza", "cpf": "529.982.247-25"}))]
 pub struct ProfileUpdate {
+    /// 1–200 characters, not only spaces.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t-\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub name: Option<String>,
     /// A new address requires `current_password`.
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
-    /// With or without the mask (`529.982.247-25`); stored as 11 digits.
+    /// 11 digits, with or without the mask (`529.982.247-25`); the check digits must hold.
+    /// Stored as 11 digits.
+    #[schema(format = "cpf", pattern = r"^[.-]*([0-9][.-]*){11}$")]
     pub cpf: Option<String>,
     /// Required to change `email`; missing or wrong → 403 and nothing changes.
+    #[schema(format = Password)]
     pub current_password: Option<String>,
 }
 
