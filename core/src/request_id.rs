@@ -17,11 +17,8 @@ pub fn current() -> Option<String> {
 
 /// A client-supplied id is kept only when it is short and plainly printable.
 pub fn is_sane(candidate: &str) -> bool {
-    !candidate.is_empty()
-        && candidate.len() <= 128
-        && candidate
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    // The same rule as for the ids a job carries into its logs and calls.
+    cart_queue::is_usable_request_id(candidate)
 }
 
 #[cfg(test)]

@@ -45,6 +45,26 @@ pub struct Origin {
     pub traceparent: Option<String>,
 }
 
+impl Origin {
+    /// The request id, when it is one we may log and send on (short and plainly printable,
+    /// the rule the API applies to the ids it accepts): an envelope can be written by hand.
+    pub fn usable_request_id(&self) -> Option<&str> {
+        self.request_id
+            .as_deref()
+            .filter(|id| is_usable_request_id(id))
+    }
+}
+
+/// A request id is used only when it is short and plainly printable: it goes into logs and
+/// into the `X-Request-ID` header of outbound calls.
+pub fn is_usable_request_id(candidate: &str) -> bool {
+    !candidate.is_empty()
+        && candidate.len() <= 128
+        && candidate
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 /// What is stored in a job row: the payload with its origin and the objects it serves.
 /// Fields added later must default, so rows written by an older release still decode.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -74,7 +94,19 @@ mod tests {
     }
 
     #[test]
-    fn the_envelope_keeps_its_released_layout() {
+    fn only_a_printable_request_id_is_used() {
+        let origin = |id: &str| Origin {
+            request_id: Some(id.to_owned()),
+            traceparent: None,
+        };
+        assert_eq!(origin("req-1").usable_request_id(), Some("req-1"));
+        assert_eq!(origin("inject\r\nheader").usable_request_id(), None);
+        assert_eq!(origin("").usable_request_id(), None);
+        assert_eq!(origin(&"a".repeat(129)).usable_request_id(), None);
+    }
+
+    #[test]
+    fn the_envelope_adds_what_a_job_serves_beside_the_released_fields() {
         let order_id = Uuid::nil();
         let envelope = Envelope {
             origin: Origin {

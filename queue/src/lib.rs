@@ -15,7 +15,8 @@
 //!   jobs; [`metrics`]: what the runtime records.
 //!
 //! apalis is a dependency of this crate only. `README.md` in `worker/` describes how the
-//! worker uses it; our notes on apalis's behaviour are in the module docs of `runtime`.
+//! worker uses it; what we learned of apalis's behaviour is in the module docs of the runtime's
+//! `backend`, `supervise`, `notifications` and `wakeup`.
 
 pub mod schema;
 
@@ -45,8 +46,8 @@ pub use {
     enqueue::{Encoded, EnqueueError, enqueue, enqueue_all},
     error::JobError,
     handler::{Context, Handler, Run},
-    job::{Envelope, Job, Origin, Serves},
-    registry::{KindSpec, Registry, TickerSpec},
+    job::{Envelope, Job, Origin, Serves, is_usable_request_id},
+    registry::{Checked, KindSpec, Registry, TickerSpec},
     retry::RetryPolicy,
     runtime::{Notice, QueueSettings, Runtime, RuntimeConfig, ShutdownReport},
     tick::{TickJob, tick_key},

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::{
-    Context, Encoded, EnqueueError, Handler, Job, Origin, TickJob,
+    Context, Encoded, EnqueueError, Handler, Job, Origin, Serves, TickJob,
     runtime::supervise::{self, StartWorker},
 };
 
@@ -17,12 +17,20 @@ pub struct KindSpec<C> {
     pub name: &'static str,
     pub max_attempts: i32,
     pub(crate) start: StartWorker<C>,
-    check: fn(&Value) -> Result<Option<String>, serde_json::Error>,
+    check: fn(&Value) -> Result<Checked, serde_json::Error>,
+}
+
+/// What a payload typed by an operator turns out to be: its idempotency key and what it
+/// serves, as the kind's own type says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub idempotency_key: Option<String>,
+    pub serves: Serves,
 }
 
 impl<C> KindSpec<C> {
-    /// Decodes a payload typed by an operator as this kind; answers its idempotency key.
-    pub fn check_payload(&self, payload: &Value) -> Result<Option<String>, serde_json::Error> {
+    /// Decodes a payload typed by an operator as this kind.
+    pub fn check_payload(&self, payload: &Value) -> Result<Checked, serde_json::Error> {
         (self.check)(payload)
     }
 }
@@ -132,9 +140,12 @@ impl<C> Registry<C> {
     }
 }
 
-fn check_payload<J: Job>(payload: &Value) -> Result<Option<String>, serde_json::Error> {
+fn check_payload<J: Job>(payload: &Value) -> Result<Checked, serde_json::Error> {
     let job = J::deserialize(payload)?;
-    Ok(job.idempotency_key())
+    Ok(Checked {
+        idempotency_key: job.idempotency_key(),
+        serves: job.serves(),
+    })
 }
 
 fn enqueue_tick<J: TickJob>(

@@ -17,7 +17,7 @@ pub use deps::{Deps, JobSettings};
 pub use registry::Registry;
 
 /// Starts the queue runtime for `registry` on the database of `deps`, every handler getting
-/// `deps`, woken by a listening connection of its own (`cart-worker` in `pg_stat_activity`).
+/// `deps`, woken by a listening connection of its own (`cart-worker-listen` in `pg_stat_activity`).
 pub fn start(
     registry: &Registry,
     config: &cart_queue::RuntimeConfig,

@@ -1,6 +1,6 @@
 //! Drives the real worker through its queue, from outside: enqueues the worker's test job
 //! kinds (`test_noop`, `test_record`; the worker registers them when `WORKER_TEST_JOBS` is on)
-//! the way the API does (`cart_core::jobs::insert_raw`), then measures and checks.
+//! the way the API does (`cart_queue::enqueue`), then measures and checks.
 //!
 //! - `setup`: the tables `test_record` writes to (`worker_test_runs`, `worker_test_failures`).
 //! - `throughput --kind test_noop --count N`: enqueues N jobs in one transaction and times them

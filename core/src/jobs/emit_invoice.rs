@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Job;
+use super::{Job, Serves};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmitInvoice {
@@ -18,5 +18,12 @@ impl Job for EmitInvoice {
     /// One NF-e per order: the order id is also the provider-side reference.
     fn idempotency_key(&self) -> Option<String> {
         Some(format!("nfe:{}", self.order_id))
+    }
+
+    fn serves(&self) -> Serves {
+        Serves {
+            order_id: Some(self.order_id),
+            ..Serves::default()
+        }
     }
 }

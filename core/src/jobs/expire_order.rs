@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Job;
+use super::{Job, Serves};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpireOrder {
@@ -17,6 +17,13 @@ impl Job for ExpireOrder {
 
     fn idempotency_key(&self) -> Option<String> {
         Some(format!("expire_order:{}", self.order_id))
+    }
+
+    fn serves(&self) -> Serves {
+        Serves {
+            order_id: Some(self.order_id),
+            ..Serves::default()
+        }
     }
 }
 

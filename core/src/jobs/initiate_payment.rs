@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Job;
+use super::{Job, Serves};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InitiatePayment {
@@ -18,5 +18,12 @@ impl Job for InitiatePayment {
     /// One initiation per payment; the provider also deduplicates on the payment id.
     fn idempotency_key(&self) -> Option<String> {
         Some(format!("initiate:{}", self.payment_id))
+    }
+
+    fn serves(&self) -> Serves {
+        Serves {
+            payment_id: Some(self.payment_id),
+            ..Serves::default()
+        }
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Job;
+use super::{Job, Serves};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundPayment {
@@ -18,5 +18,12 @@ impl Job for RefundPayment {
     /// One refund per order, however often cancellation is attempted.
     fn idempotency_key(&self) -> Option<String> {
         Some(format!("refund:{}", self.order_id))
+    }
+
+    fn serves(&self) -> Serves {
+        Serves {
+            order_id: Some(self.order_id),
+            ..Serves::default()
+        }
     }
 }

@@ -149,7 +149,7 @@ impl Persistence for Store {
         let mut tx = self.pool.begin().await?;
         queries::reenqueue_orphaned(&mut *tx, queue, self.config.orphaned_duration().as_secs())
             .await?;
-        // Names are unique per process and start (see `queue`), so a clash is a bug.
+        // Names are unique per process and start (see `supervise`), so a clash is a bug.
         let registered = sqlx::query(
             "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen)
              VALUES ($1, $2, 'PgStorage', $3, now())
@@ -179,10 +179,8 @@ impl Persistence for Store {
 
     async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<PgTask>, Error> {
         let kind = self.config.queue.as_ref();
-        let allowed = self
-            .gate
-            .allowance(kind, self.config.batch_size.max(1))
-            .await?;
+        let wanted = self.config.batch_size.max(1);
+        let allowed = self.gate.allowance(kind, wanted).await?.min(wanted);
         if allowed == 0 {
             return Ok(Vec::new());
         }

@@ -1,7 +1,7 @@
 //! Running one attempt of a job: decode its envelope, run the handler under the request id it
 //! was enqueued with, and turn the outcome into what apalis stores.
 //!
-//! Failures follow the rules in apalis-notes: a retryable error first moves the row's `run_at`
+//! Failures follow our rules for apalis (see `backend` and `supervise`): a retryable error first moves the row's `run_at`
 //! forward by the backoff and then is returned (apalis marks the row `Failed`, and fetches it
 //! again once `run_at` has passed while attempts remain); a permanent error is returned as an
 //! `AbortError` (the row becomes `Killed` at once). Every failed attempt is also written to
@@ -132,8 +132,8 @@ async fn attempt_job<J: Handler<C>, C: Context>(
     })?;
     let request_id = envelope
         .origin
-        .request_id
-        // Written only by our own code, from ids the API has already checked.
+        .usable_request_id()
+        .map(str::to_owned)
         .unwrap_or_else(|| format!("job-{job_id}"));
     tracing::Span::current().record("request_id", request_id.as_str());
     let run = Run {

@@ -2,7 +2,7 @@
 //! a maintenance job now). The payload must decode into the kind's type, as the handler
 //! would decode it.
 
-use cart_queue::{Encoded, Envelope, Origin, Serves};
+use cart_queue::{Encoded, Envelope, Origin};
 use serde_json::{Value, json};
 
 use super::{CliError, Ctx, audit};
@@ -27,7 +27,7 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     })?;
     let payload: Value = serde_json::from_str(&opts.payload)
         .map_err(|e| CliError::Invalid(format!("--payload is not valid JSON: {e}")))?;
-    let key = kind.check_payload(&payload).map_err(|e| {
+    let checked = kind.check_payload(&payload).map_err(|e| {
         CliError::Invalid(format!("--payload does not fit a {} job: {e}", kind.name))
     })?;
     let request_id = format!("cli-{}", uuid::Uuid::new_v4());
@@ -36,10 +36,11 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
             request_id: Some(request_id.clone()),
             traceparent: None,
         },
-        serves: Serves::default(),
+        serves: checked.serves,
         payload: &payload,
     })
     .map_err(anyhow::Error::from)?;
+    let key = checked.idempotency_key;
     let job = Encoded::raw(kind.name, envelope, kind.max_attempts, key.clone());
     let mut tx = ctx.pool.begin().await?;
     let Some(id) = cart_queue::enqueue(&mut tx, &job)

@@ -406,4 +406,16 @@ async fn enqueue_checks_the_kind_and_payload_and_audits_the_new_job(pool: PgPool
     assert_eq!(audit[0].1, "jobs.enqueue");
     assert_eq!(audit[0].2, vec![id]);
     assert_eq!(audit[0].3["payload"]["key"], "manual");
+
+    // A kind that works for an order says so in the stored envelope, as when the API enqueues.
+    let order_id = "0193a0b2-5c4d-7e8f-9a0b-1c2d3e4f5a6b";
+    let payload = format!(r#"{{"order_id": "{order_id}"}}"#);
+    ok(&pool, &["enqueue", "expire_order", "--payload", &payload]).await;
+    let stored: serde_json::Value = sqlx::query_scalar(
+        "SELECT convert_from(job, 'UTF8')::jsonb FROM apalis.jobs WHERE job_type = 'expire_order'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stored["order_id"], order_id);
 }
