@@ -97,6 +97,7 @@ async fn a_permanent_error_fails_the_job_at_once(pool: PgPool) {
             key: "doomed".into(),
             sleep_ms: 0,
             permanent: true,
+            stoppable: false,
         },
     )
     .await;
@@ -253,6 +254,7 @@ async fn shutdown_lets_running_jobs_finish(pool: PgPool) {
             key: "slow".into(),
             sleep_ms: 1500,
             permanent: false,
+            stoppable: false,
         },
     )
     .await;
@@ -275,6 +277,7 @@ async fn a_shutdown_that_times_out_returns_running_jobs_to_the_queue(pool: PgPoo
             key: "too-slow".into(),
             sleep_ms: 4000,
             permanent: false,
+            stoppable: false,
         },
     )
     .await;
