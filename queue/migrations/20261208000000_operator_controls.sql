@@ -23,14 +23,15 @@ CREATE TABLE cart_queue.kind_starts (
 );
 CREATE INDEX kind_starts_kind_idx ON cart_queue.kind_starts (kind, started_at);
 
--- A job's state as operators see it: apalis' statuses, plus `cancelled` for a job an operator
--- cancelled (the `cancelled_by` key of its metadata).
+-- A job's state as operators see it: apalis' statuses, plus `cancelled` for a job that ended
+-- because an operator cancelled it (`cancelled` in its metadata, written when it ends that
+-- way; `cancel_requested_by` is only the request, which a running job may not honour).
 CREATE FUNCTION cart_queue.job_state(status text, attempts integer, max_attempts integer,
                                      metadata hstore) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
         SELECT CASE
-            WHEN status = 'Killed' AND metadata ? 'cancelled_by' THEN 'cancelled'
+            WHEN status = 'Killed' AND metadata ? 'cancelled' THEN 'cancelled'
             WHEN status IN ('Pending', 'Queued') THEN 'pending'
             WHEN status = 'Running' THEN 'running'
             WHEN status = 'Done' THEN 'done'
@@ -39,14 +40,11 @@ CREATE FUNCTION cart_queue.job_state(status text, attempts integer, max_attempts
         END
     $$;
 
--- Jobs by the order and payment they serve (`Serves`, copied into the metadata on enqueue).
-CREATE INDEX jobs_serving_order_idx ON apalis.jobs ((metadata -> 'order_id'))
-    WHERE metadata ? 'order_id';
-CREATE INDEX jobs_serving_payment_idx ON apalis.jobs ((metadata -> 'payment_id'))
-    WHERE metadata ? 'payment_id';
-
--- Jobs enqueued before this migration carry what they serve in their envelope only.
-CREATE FUNCTION cart_queue.envelope_or_null(job bytea) RETURNS jsonb
+-- Jobs enqueued before this migration name what they serve only in their payload (the
+-- released envelope is `{request_id, payload}`): copy it into the metadata, by kind, before
+-- the indexes exist (so the update does not maintain them). A payload PostgreSQL cannot
+-- read as JSON is left as it is rather than failing the migration.
+CREATE FUNCTION pg_temp.envelope(job bytea) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE
     AS $$
         BEGIN
@@ -56,17 +54,38 @@ CREATE FUNCTION cart_queue.envelope_or_null(job bytea) RETURNS jsonb
         END
     $$;
 
+WITH served AS (
+    SELECT id,
+           CASE
+               WHEN job_type IN ('expire_order', 'emit_invoice', 'refund_payment')
+                   THEN envelope -> 'payload' ->> 'order_id'
+               WHEN job_type = 'send_email'
+                   AND idempotency_key ~ '^(order_placed|order_shipped|payment_confirmed|invoice_issued):'
+                   THEN split_part(idempotency_key, ':', 2)
+           END AS order_id,
+           CASE WHEN job_type = 'initiate_payment'
+                THEN envelope -> 'payload' ->> 'payment_id' END AS payment_id
+    FROM (
+        SELECT id, job_type, idempotency_key,
+               CASE WHEN job_type = 'send_email' THEN NULL ELSE pg_temp.envelope(job) END
+                   AS envelope
+        FROM apalis.jobs
+        WHERE job_type IN ('expire_order', 'emit_invoice', 'refund_payment', 'send_email',
+                           'initiate_payment')
+          AND NOT (COALESCE(metadata, ''::hstore) ?| ARRAY['order_id', 'payment_id'])
+    ) AS jobs
+)
 UPDATE apalis.jobs AS j
 SET metadata = COALESCE(j.metadata, ''::hstore)
-    || CASE WHEN e.envelope ? 'order_id'
-            THEN hstore('order_id', e.envelope ->> 'order_id') ELSE ''::hstore END
-    || CASE WHEN e.envelope ? 'payment_id'
-            THEN hstore('payment_id', e.envelope ->> 'payment_id') ELSE ''::hstore END
-FROM (
-    SELECT id, cart_queue.envelope_or_null(job) AS envelope
-    FROM apalis.jobs
-    WHERE position('_id"' IN encode(job, 'escape')) > 0
-) AS e
-WHERE j.id = e.id AND (e.envelope ? 'order_id' OR e.envelope ? 'payment_id');
+    || CASE WHEN s.order_id IS NULL THEN ''::hstore ELSE hstore('order_id', s.order_id) END
+    || CASE WHEN s.payment_id IS NULL THEN ''::hstore ELSE hstore('payment_id', s.payment_id) END
+FROM served AS s
+WHERE j.id = s.id AND (s.order_id IS NOT NULL OR s.payment_id IS NOT NULL);
 
-DROP FUNCTION cart_queue.envelope_or_null(bytea);
+DROP FUNCTION pg_temp.envelope(bytea);
+
+-- Jobs by the order and payment they serve (`Serves`, copied into the metadata on enqueue).
+CREATE INDEX jobs_serving_order_idx ON apalis.jobs ((metadata -> 'order_id'))
+    WHERE metadata ? 'order_id';
+CREATE INDEX jobs_serving_payment_idx ON apalis.jobs ((metadata -> 'payment_id'))
+    WHERE metadata ? 'payment_id';

@@ -90,6 +90,31 @@ async fn reconciliation_keys(pool: &PgPool, payment_ids: &[Uuid]) -> Result<Vec<
         .collect())
 }
 
+/// Gives every job that names only a payment the order of that payment.
+pub async fn fill_orders(pool: &PgPool, jobs: &mut [JobSummary]) -> Result<()> {
+    let payment_ids: Vec<Uuid> = jobs
+        .iter()
+        .filter(|job| job.order_id.is_none())
+        .filter_map(|job| job.payment_id)
+        .collect();
+    if payment_ids.is_empty() {
+        return Ok(());
+    }
+    let orders = sqlx::query!(
+        "SELECT id, order_id FROM payments WHERE id = ANY($1)",
+        &payment_ids,
+    )
+    .fetch_all(pool)
+    .await?;
+    for job in jobs.iter_mut().filter(|job| job.order_id.is_none()) {
+        job.order_id = orders
+            .iter()
+            .find(|row| Some(row.id) == job.payment_id)
+            .map(|row| row.order_id);
+    }
+    Ok(())
+}
+
 /// The order a payment belongs to.
 pub async fn order_of_payment(pool: &PgPool, payment_id: Uuid) -> Result<Option<Uuid>> {
     let found = sqlx::query_scalar!("SELECT order_id FROM payments WHERE id = $1", payment_id)

@@ -21,6 +21,7 @@ use std::{fmt, str::FromStr};
 
 use sqlx::PgPool;
 
+pub(crate) use cancel::mark_ended_by_cancel;
 pub use cancel::{Cancelled, cancel, cancel_requested};
 pub use controls::{KindControl, controls, limit, pause, resume};
 pub use depth::{Depth, depth};
@@ -44,7 +45,7 @@ pub enum JobState {
     Retrying,
     /// Failed for good: attempts exhausted or a permanent error.
     Failed,
-    /// Cancelled by an operator before it ran (or stopped by its handler on request).
+    /// Ended because an operator cancelled it: before it ran, or stopped by its handler.
     Cancelled,
 }
 

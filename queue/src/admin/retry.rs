@@ -23,16 +23,20 @@ pub async fn failed_jobs(pool: &PgPool, kind: Option<&str>) -> Result<Vec<Target
     .await
 }
 
-/// Puts the failed or retrying jobs among `ids` back in the queue, due now, and wakes the
+/// Puts the failed, retrying or cancelled jobs among `ids` back in the queue, due now (an
+/// operator's cancel forgotten), and wakes the
 /// workers of their kinds when the caller's transaction commits. Answers the ids retried
 /// (a job that changed state meanwhile is left alone).
 pub async fn retry(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<String>, sqlx::Error> {
     let retried = sqlx::query_scalar!(
         r#"UPDATE apalis.jobs
            SET status = 'Pending', attempts = 0, run_at = now(),
-               lock_by = NULL, lock_at = NULL, done_at = NULL
+               lock_by = NULL, lock_at = NULL, done_at = NULL,
+               metadata = COALESCE(metadata, ''::hstore)
+                   - ARRAY['cancel_requested_by', 'cancelled']
            WHERE id = ANY($1)
-             AND cart_queue.job_state(status, attempts, max_attempts, metadata) IN ('failed', 'retrying')
+             AND cart_queue.job_state(status, attempts, max_attempts, metadata)
+                 IN ('failed', 'retrying', 'cancelled')
            RETURNING id"#,
         ids,
     )

@@ -47,7 +47,8 @@ pub(crate) struct LimitedClaim {
 /// The kind's control row is locked for the claim's transaction, so the claims of every
 /// process take turns: each counts the starts of the last sixty seconds, claims at most what
 /// is left, and records its own. The limit is read again under the lock, so a limit changed
-/// or cleared a moment ago is the one applied.
+/// or cleared a moment ago is the one applied. Times are the statements' own, not the
+/// transaction's: a claim that waited for the lock counts from when it claims.
 pub(crate) async fn claim_limited(
     conn: &mut PgConnection,
     worker: &str,
@@ -84,12 +85,13 @@ pub(crate) async fn claim_limited(
     let (started, frees_in_ms): (i64, Option<f64>) = sqlx::query_as(
         "WITH expired AS (
              DELETE FROM cart_queue.kind_starts
-             WHERE kind = $1 AND started_at <= now() - interval '1 minute'
+             WHERE kind = $1 AND started_at <= statement_timestamp() - interval '1 minute'
          )
          SELECT count(*),
-                extract(epoch FROM min(started_at) + interval '1 minute' - now())::float8 * 1000
+                extract(epoch FROM min(started_at) + interval '1 minute'
+                                   - statement_timestamp())::float8 * 1000
          FROM cart_queue.kind_starts
-         WHERE kind = $1 AND started_at > now() - interval '1 minute'",
+         WHERE kind = $1 AND started_at > statement_timestamp() - interval '1 minute'",
     )
     .bind(kind)
     .fetch_one(&mut *tx)
@@ -107,7 +109,7 @@ pub(crate) async fn claim_limited(
     if !tasks.is_empty() {
         sqlx::query(
             "INSERT INTO cart_queue.kind_starts (kind, started_at)
-             SELECT $1, now() FROM generate_series(1, $2)",
+             SELECT $1, statement_timestamp() FROM generate_series(1, $2)",
         )
         .bind(kind)
         .bind(i32::try_from(tasks.len()).unwrap_or(i32::MAX))

@@ -48,21 +48,27 @@ pub(crate) struct Controls {
 
 impl Controls {
     /// Replaces the controls with what the table holds; answers the kinds that may claim
-    /// more than before (resumed, or their limit cleared), which the caller wakes.
+    /// more than before (resumed, or their limit changed or cleared), which the caller wakes.
     fn replace(&self, fresh: HashMap<String, Control>) -> Vec<String> {
         let Ok(mut current) = self.by_kind.write() else {
             return Vec::new();
         };
         self.loaded.store(true, Ordering::Release);
-        let opened = current
+        let opened: Vec<String> = current
             .iter()
             .filter(|(kind, before)| {
                 let now = fresh.get(*kind);
                 (before.paused && !now.is_some_and(|c| c.paused))
-                    || (before.per_minute.is_some() && now.and_then(|c| c.per_minute).is_none())
+                    || before.per_minute != now.and_then(|c| c.per_minute)
             })
             .map(|(kind, _)| kind.clone())
             .collect();
+        // A kind held back by its old limit is judged by its new one at once.
+        if let Ok(mut held) = self.held_until.write() {
+            for kind in &opened {
+                held.remove(kind);
+            }
+        }
         *current = fresh;
         opened
     }
@@ -237,9 +243,15 @@ mod tests {
             ]))
             .is_empty()
         );
+        gate.hold("b", Duration::from_secs(30));
         let mut opened = gate.replace(controls(&[("c", true, None), ("b", false, Some(10))]));
         opened.sort();
-        assert_eq!(opened, ["a"]);
+        assert_eq!(opened, ["a", "b"], "resumed, and a raised limit");
+        assert_eq!(
+            gate.admission("b"),
+            Admission::Limited { per_minute: 10 },
+            "no longer held by the old limit"
+        );
         let opened = gate.replace(controls(&[("c", true, None)]));
         assert_eq!(opened, ["b"]);
     }

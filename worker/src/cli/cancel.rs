@@ -1,13 +1,14 @@
-//! `jobs cancel ID…`: a waiting job (pending, scheduled, or retrying later) never runs; a job
-//! that is running is asked to stop, which the handlers that can stop safely between steps
-//! honour (see `cart_queue::admin::cancel`). Finished jobs are refused.
+//! `jobs cancel ID…`: a waiting job (pending, scheduled, or retrying later) never runs: a
+//! worker ends it at once with its kind's clean-up. A job a worker holds is asked to stop,
+//! which the handlers that can stop safely between steps honour, and it is not retried if it
+//! fails (see `cart_queue::admin::cancel`). Finished jobs are refused.
 
 use serde::Serialize;
 use serde_json::json;
 
 use cart_queue::admin::{self, Target};
 
-use super::{CliError, Ctx, audit, check_ids, load_targets, output, retry::row};
+use super::{CliError, Ctx, audit, check_ids, load_targets, output};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -39,6 +40,18 @@ struct Planned<'a> {
     kind: &'a str,
     state: &'a str,
     outcome: &'a str,
+}
+
+#[derive(tabled::Tabled)]
+struct PlannedRow {
+    #[tabled(rename = "ID")]
+    id: String,
+    #[tabled(rename = "KIND")]
+    kind: String,
+    #[tabled(rename = "STATE")]
+    state: String,
+    #[tabled(rename = "OUTCOME")]
+    outcome: String,
 }
 
 /// What cancelling a job in this state does.
@@ -85,7 +98,15 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
             );
         }
         ctx.say(format!("would cancel {} job(s):", targets.len()))?;
-        return output::table(ctx, targets.iter().map(row));
+        return output::table(
+            ctx,
+            targets.iter().map(|t| PlannedRow {
+                id: t.id.clone(),
+                kind: t.kind.clone(),
+                state: t.state.clone(),
+                outcome: outcome(t).unwrap_or_default().to_owned(),
+            }),
+        );
     }
     let actor = ctx.actor()?;
     if ids.len() > 1 {
@@ -114,11 +135,10 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
             .map(|c| Planned {
                 id: &c.id,
                 kind: &c.kind,
-                state: if c.outcome == "cancelled" {
-                    "cancelled"
-                } else {
-                    "running"
-                },
+                state: targets
+                    .iter()
+                    .find(|t| t.id == c.id)
+                    .map_or("", |t| t.state.as_str()),
                 outcome: c.outcome,
             })
             .collect();
@@ -134,7 +154,11 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         .iter()
         .filter(|c| c.outcome == "stop_requested")
         .count();
-    let mut summary = format!("cancelled {} job(s)", cancelled.len() - stopped);
+    let mut summary = format!(
+        "cancelled {} job(s): they will not run (a worker ends each at once, with its kind's \
+         clean-up)",
+        cancelled.len() - stopped
+    );
     if stopped > 0 {
         summary.push_str(&format!(
             "; asked {stopped} running job(s) to stop (kinds that can stop safely do so at \

@@ -31,7 +31,7 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
         .iter()
         .filter_map(|t| match (t.state.as_str(), t.status.as_str()) {
             ("pending", "Queued") => Some(format!("{} is claimed by a worker", t.id)),
-            ("pending" | "retrying" | "failed", _) => None,
+            ("pending" | "retrying" | "failed" | "cancelled", _) => None,
             (state, _) => Some(format!("{} is {state}", t.id)),
         })
         .collect();

@@ -30,7 +30,8 @@ pub struct Opts {
     /// Only jobs that serve this payment, directly or through its webhook events.
     #[arg(long, value_name = "ID")]
     pub payment: Option<Uuid>,
-    /// Only jobs whose payload or last error contains this text (any case).
+    /// Only jobs whose payload or last error contains this text (any case); an order's id or
+    /// number, or a payment's id, searches as --order or --payment would.
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
     /// Print JSON instead of a table.
@@ -78,8 +79,27 @@ pub async fn query(opts: &Opts, ctx: &Ctx<'_>) -> Result<Vec<JobSummary>, CliErr
     {
         return Err(CliError::Invalid("--search: give some text".into()));
     }
+    // Text that names an order (its id or number) or a payment searches by what jobs serve,
+    // through the indexes, rather than reading every payload.
+    let mut text = opts.search.as_ref().map(|text| text.trim().to_owned());
+    let mut order = opts.order.clone();
+    let mut payment = opts.payment;
+    if let Some(searched) = text.clone()
+        && order.is_none()
+        && payment.is_none()
+    {
+        if lookup::resolve_order(ctx.pool, &searched).await?.is_some() {
+            order = Some(searched);
+            text = None;
+        } else if let Ok(id) = searched.parse::<Uuid>()
+            && lookup::order_of_payment(ctx.pool, id).await?.is_some()
+        {
+            payment = Some(id);
+            text = None;
+        }
+    }
     // Whom every row serves, when the search is by order or payment.
-    let (serving, order_id) = match (&opts.order, opts.payment) {
+    let (serving, order_id) = match (&order, payment) {
         (Some(reference), _) => {
             let order_id = lookup::resolve_order(ctx.pool, reference)
                 .await?
@@ -105,7 +125,7 @@ pub async fn query(opts: &Opts, ctx: &Ctx<'_>) -> Result<Vec<JobSummary>, CliErr
         kind: opts.kind.clone(),
         since: opts.since,
         serving,
-        text: opts.search.as_ref().map(|text| text.trim().to_owned()),
+        text,
         limit: opts.limit,
     };
     let mut jobs = admin::list(ctx.pool, &filter).await?;
@@ -114,6 +134,7 @@ pub async fn query(opts: &Opts, ctx: &Ctx<'_>) -> Result<Vec<JobSummary>, CliErr
             job.order_id.get_or_insert(order_id);
         }
     }
+    lookup::fill_orders(ctx.pool, &mut jobs).await?;
     Ok(jobs)
 }
 

@@ -2,8 +2,8 @@
 //! `cart-worker jobs …`, one module per subcommand, over `cart_queue::admin`.
 //!
 //! Exit codes: 0 done; 1 unexpected failure (e.g. database unreachable); 2 bad input (also
-//! clap's usage errors); 3 unknown job id; 4 a job's state does not allow the action (or the
-//! job already exists); 5 cancelled at the confirmation prompt.
+//! clap's usage errors); 3 unknown job, order or payment; 4 a job's state does not allow the
+//! action (or the job already exists); 5 cancelled at the confirmation prompt.
 
 pub mod cancel;
 pub mod controls;

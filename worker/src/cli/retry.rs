@@ -30,7 +30,7 @@ pub struct Opts {
     pub json: bool,
 }
 
-const RETRYABLE: [&str; 2] = ["failed", "retrying"];
+const RETRYABLE: [&str; 3] = ["failed", "retrying", "cancelled"];
 
 pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     let targets = if opts.all_failed {
@@ -44,7 +44,7 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
             .collect();
         if !refused.is_empty() {
             return Err(CliError::NotAllowed(format!(
-                "only failed or retrying jobs can be retried: {}; nothing was changed",
+                "only failed, retrying or cancelled jobs can be retried: {}; nothing was changed",
                 refused.join(", ")
             )));
         }

@@ -115,6 +115,7 @@ async fn an_orders_jobs_are_found_through_its_payments_and_webhook_events(pool: 
     assert_eq!(kinds(&rows), ["initiate_payment", "reconcile_payment"]);
     assert!(rows.iter().all(|row| row["order_id"] == order.as_str()));
 
+    // Text that names the order searches as --order does; other text reads payloads.
     let out = ok(
         &pool,
         &["list", "--search", &order_id.to_string(), "--json"],
@@ -122,9 +123,11 @@ async fn an_orders_jobs_are_found_through_its_payments_and_webhook_events(pool: 
     .await;
     assert_eq!(
         kinds(&json_rows(&out)),
-        ["expire_order"],
-        "payload text: {out}"
+        ["expire_order", "initiate_payment", "reconcile_payment"]
     );
+    helpers::enqueue(&pool, &record("needle-in-a-payload")).await;
+    let out = ok(&pool, &["list", "--search", "NEEDLE-IN", "--json"]).await;
+    assert_eq!(kinds(&json_rows(&out)), ["test_record"], "{out}");
 
     assert_eq!(
         exit_code(&pool, &["list", "--order", "CART-NOPE0000"], "").await,
