@@ -1,11 +1,12 @@
--- The payment a webhook event names, as reconciliation matched it: an order's timeline (and
--- anything else asking "which events were about this payment?") finds its events by key
+-- The payment a webhook event names: an order's timeline, and the operator's search for the
+-- reconciliation jobs of an order (which name only their event), find its events by key
 -- instead of searching every stored body. A body names the payment by our id, its txid or
 -- the provider's reference, differently for each provider (`payments::webhooks::parse`).
 --
--- NULL while the event waits for reconciliation, and for events that name no payment of ours
--- (ignored kinds, unknown payments). Set whatever the outcome once a payment matched, so an
--- amount mismatch or an event naming a payment of another provider shows on that payment.
+-- Set when the event is stored, if the payment is found then, and by reconciliation once a
+-- payment matched, whatever the outcome, so an amount mismatch or an event naming a payment
+-- of another provider shows on that payment. NULL for events that name no payment of ours
+-- (ignored kinds, unknown payments).
 ALTER TABLE webhook_events
     ADD COLUMN payment_id uuid CONSTRAINT webhook_events_payment_id_fkey REFERENCES payments (id);
 

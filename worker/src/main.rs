@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Jobs(args) => match jobs(args).await {
+        operator => match operate(operator).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 let _ = std::io::stdout().flush();
@@ -92,10 +92,14 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn jobs(args: JobsArgs) -> Result<(), cli::CliError> {
+/// An operator command (`jobs …`, `orders …`) against the database.
+async fn operate(command: Command) -> Result<(), cli::CliError> {
     cart_core::telemetry::init("warn").map_err(anyhow::Error::from)?;
     let registry = process_registry()?;
-    let actor = cli::actor(args.actor)?;
+    let actor = match &command {
+        Command::Jobs(JobsArgs { actor, .. }) => cli::actor(actor.clone())?,
+        _ => None,
+    };
     let db = cart_core::db::DbConfig::from_env().map_err(anyhow::Error::from)?;
     let pool = db
         .connect()
@@ -110,5 +114,5 @@ async fn jobs(args: JobsArgs) -> Result<(), cli::CliError> {
         out: &mut stdout.lock(),
         input: &mut stdin.lock(),
     };
-    cli::run_jobs(args.command, &mut ctx).await
+    cli::run_operator(command, &mut ctx).await
 }

@@ -12,6 +12,7 @@ pub mod number;
 pub mod privacy;
 pub mod read;
 pub mod status;
+pub mod timeline;
 
 use std::time::Duration;
 

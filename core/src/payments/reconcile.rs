@@ -68,8 +68,8 @@ impl Outcome {
     }
 }
 
-/// The `reconcile_payment` job: applies the stored webhook event and marks it processed,
-/// in one transaction. Running it again for a processed event changes nothing.
+/// The `reconcile_payment` job: applies the stored webhook event and marks it processed
+/// (with its outcome and the payment it named), in one transaction. Running it again for a processed event changes nothing.
 ///
 /// An event the provider's signature cannot tie to our account (OpenPix) is first confirmed
 /// with the provider, before the transaction: a network call must not hold row locks. A
@@ -107,11 +107,14 @@ pub async fn reconcile_webhook_event(
         tx.commit().await?;
         return Ok(Outcome::AlreadyApplied);
     }
-    let outcome = match confirmation {
+    let applied = match confirmation {
         Confirmation::Refused(reason) => {
             tracing::warn!(%webhook_event_id, provider = source.as_str(), reason,
                 "payment webhook not confirmed by the provider; nothing applied");
-            Outcome::Unconfirmed
+            Applied {
+                outcome: Outcome::Unconfirmed,
+                payment_id: named_payment(&mut tx, &parsed.event).await?,
+            }
         }
         Confirmation::NotNeeded => apply(&mut tx, templates, source, &parsed.event).await?,
         Confirmation::Confirmed { amount_cents } => {
@@ -129,16 +132,49 @@ pub async fn reconcile_webhook_event(
             apply(&mut tx, templates, source, &event).await?
         }
     };
+    let outcome = applied.outcome;
     sqlx::query!(
-        "UPDATE webhook_events SET processed_at = now(), outcome = $2 WHERE id = $1",
+        r#"UPDATE webhook_events
+           SET processed_at = now(), outcome = $2, payment_id = COALESCE($3, payment_id)
+           WHERE id = $1"#,
         webhook_event_id,
         outcome.as_str(),
+        applied.payment_id,
     )
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    tracing::info!(%webhook_event_id, outcome = outcome.as_str(), "webhook reconciled");
+    tracing::info!(%webhook_event_id, outcome = outcome.as_str(), payment_id = ?applied.payment_id,
+        "webhook reconciled");
     Ok(outcome)
+}
+
+/// What applying an event did, and to which of our payments it was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub outcome: Outcome,
+    /// The payment the event names, whenever one of ours matched, whatever the outcome (an
+    /// amount mismatch, a payment of another provider): recorded on the event.
+    pub payment_id: Option<Uuid>,
+}
+
+impl Applied {
+    fn about(payment_id: Uuid, outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            payment_id: Some(payment_id),
+        }
+    }
+}
+
+/// The payment an event names, when it is one of ours (for an event not applied).
+async fn named_payment(conn: &mut PgConnection, event: &PaymentEvent) -> Result<Option<Uuid>> {
+    let (PaymentEvent::Paid { lookup, .. } | PaymentEvent::Failed { lookup, .. }) = event else {
+        return Ok(None);
+    };
+    Ok(flow::fetch(conn, lookup_key(lookup), false)
+        .await?
+        .map(|payment| payment.id))
 }
 
 /// What the provider, asked with our own credentials, says of a "paid" event.
@@ -210,7 +246,7 @@ pub async fn apply(
     templates: &Templates,
     source: WebhookSource,
     event: &PaymentEvent,
-) -> Result<Outcome> {
+) -> Result<Applied> {
     let (lookup, paid) = match event {
         PaymentEvent::Paid {
             lookup,
@@ -218,25 +254,35 @@ pub async fn apply(
             paid_at,
         } => (lookup, Some((*amount_cents, *paid_at))),
         PaymentEvent::Failed { lookup, .. } => (lookup, None),
-        PaymentEvent::Ignored => return Ok(Outcome::Ignored),
+        PaymentEvent::Ignored => {
+            return Ok(Applied {
+                outcome: Outcome::Ignored,
+                payment_id: None,
+            });
+        }
     };
     let Some(payment) = find(conn, lookup).await? else {
         tracing::warn!(?lookup, "payment webhook for an unknown payment");
-        return Ok(Outcome::UnknownPayment);
+        return Ok(Applied {
+            outcome: Outcome::UnknownPayment,
+            payment_id: None,
+        });
     };
+    let payment_id = payment.id;
     if !source.serves(&payment.provider) || payment.method != source.method() {
-        tracing::warn!(payment_id = %payment.id, route = source.as_str(),
+        tracing::warn!(%payment_id, route = source.as_str(),
             payment_provider = %payment.provider, method = ?payment.method,
             "payment webhook names a payment of another provider; ignored");
-        return Ok(Outcome::ProviderMismatch);
+        return Ok(Applied::about(payment_id, Outcome::ProviderMismatch));
     }
-    match (event, paid) {
+    let outcome = match (event, paid) {
         (_, Some((amount_cents, paid_at))) => {
-            apply_paid(conn, templates, payment, amount_cents, paid_at).await
+            apply_paid(conn, templates, payment, amount_cents, paid_at).await?
         }
-        (PaymentEvent::Failed { reason, .. }, None) => apply_failed(conn, payment, reason).await,
-        _ => Ok(Outcome::Ignored),
-    }
+        (PaymentEvent::Failed { reason, .. }, None) => apply_failed(conn, payment, reason).await?,
+        _ => Outcome::Ignored,
+    };
+    Ok(Applied::about(payment_id, outcome))
 }
 
 fn lookup_key(lookup: &PaymentLookup) -> PaymentKey<'_> {

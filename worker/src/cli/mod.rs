@@ -1,5 +1,6 @@
 //! The command line: `cart-worker run` (the default) and the operator commands
-//! `cart-worker jobs …`, one module per subcommand, over `cart_queue::admin`.
+//! `cart-worker jobs …` (over `cart_queue::admin`) and `cart-worker orders …`, one module per
+//! subcommand.
 //!
 //! Exit codes: 0 done; 1 unexpected failure (e.g. database unreachable); 2 bad input (also
 //! clap's usage errors); 3 unknown job, order or payment; 4 a job's state does not allow the
@@ -10,6 +11,7 @@ pub mod controls;
 pub mod discard;
 pub mod enqueue;
 pub mod list;
+pub mod orders;
 pub mod retry;
 pub mod show;
 pub mod stats;
@@ -42,6 +44,8 @@ pub enum Command {
     Run,
     /// Inspect and operate the job queue.
     Jobs(JobsArgs),
+    /// Look into orders: what happened to one, from every record of it.
+    Orders(orders::Args),
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +180,15 @@ pub fn parse_state(raw: &str) -> Result<JobState, String> {
     })
 }
 
+/// Runs an operator command (any but `run`).
+pub async fn run_operator(command: Command, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
+    match command {
+        Command::Run => Err(CliError::Invalid("`run` is not an operator command".into())),
+        Command::Jobs(args) => run_jobs(args.command, ctx).await,
+        Command::Orders(args) => orders::run(args.command, ctx).await,
+    }
+}
+
 pub async fn run_jobs(command: JobsCommand, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     match command {
         JobsCommand::Stats(opts) => stats::run(opts, ctx).await,
@@ -292,6 +305,21 @@ mod tests {
             ])
             .is_err()
         );
+        let cli = Cli::try_parse_from([
+            "cart-worker",
+            "orders",
+            "timeline",
+            "CART-7F3K2Q9X",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Orders(orders::Args {
+                command: orders::OrdersCommand::Timeline(orders::TimelineOpts { json: true, .. }),
+            }))
+        ));
+        assert!(Cli::try_parse_from(["cart-worker", "orders", "timeline"]).is_err());
     }
 
     #[test]

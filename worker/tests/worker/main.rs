@@ -16,4 +16,5 @@ mod payments;
 mod processes;
 mod queue;
 mod startup;
+mod timeline;
 mod upgrade;
