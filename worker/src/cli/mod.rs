@@ -12,7 +12,7 @@ pub mod retry;
 pub mod show;
 pub mod stats;
 
-mod audit;
+pub(crate) mod audit;
 mod output;
 
 use std::io::{BufRead, Write};
