@@ -16,21 +16,33 @@ pub struct Minute {
 const DONE_COLOUR: &str = "#2f7d4f";
 const FAILED_COLOUR: &str = "#c0392b";
 
+/// The last hour's chart: the SVG of its bars and what its axes say, which the page prints
+/// as text around it (text inside a stretched SVG would be stretched too).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Chart {
+    pub svg: String,
+    /// The tallest bar above the axis: finished jobs in one minute.
+    pub max_done: i64,
+    /// The tallest bar below it: failed attempts in one minute.
+    pub max_failed: i64,
+    /// The first and the last minute, `HH:MM` UTC.
+    pub first: String,
+    pub last: String,
+}
+
 /// Bars per minute, finished jobs above the axis and failed attempts below it (each half on
 /// its own scale, so a few failures stay visible beside thousands of jobs), with a tooltip
 /// per minute.
-pub fn minutes(from: DateTime<Utc>, series: &[Minute]) -> String {
+pub fn minutes(from: DateTime<Utc>, series: &[Minute]) -> Chart {
     const WIDTH: f64 = 720.0;
     const HALF: f64 = 80.0;
-    const TOP: f64 = 14.0;
-    const LEFT: f64 = 4.0;
-    let axis = TOP + HALF;
-    let height = TOP + 2.0 * HALF + 18.0;
+    let axis = HALF;
+    let height = 2.0 * HALF;
     let slots = series.len().max(1);
-    let slot = (WIDTH - LEFT) / slots as f64;
+    let slot = WIDTH / slots as f64;
     let bar = (slot - 2.0).max(1.0);
-    let max_done = series.iter().map(|m| m.done).max().unwrap_or(0).max(1);
-    let max_failed = series.iter().map(|m| m.failed).max().unwrap_or(0).max(1);
+    let max_done = series.iter().map(|m| m.done).max().unwrap_or(0);
+    let max_failed = series.iter().map(|m| m.failed).max().unwrap_or(0);
     let total_done: i64 = series.iter().map(|m| m.done).sum();
     let total_failed: i64 = series.iter().map(|m| m.failed).sum();
 
@@ -41,25 +53,25 @@ pub fn minutes(from: DateTime<Utc>, series: &[Minute]) -> String {
     );
     let _ = write!(
         svg,
-        r##"<line x1="0" y1="{axis}" x2="{WIDTH}" y2="{axis}" stroke="#999" stroke-width="1"/>"##
+        r##"<line x1="0" y1="{axis}" x2="{WIDTH}" y2="{axis}" stroke="#999" stroke-width="1" vector-effect="non-scaling-stroke"/>"##
     );
     for (i, minute) in series.iter().enumerate() {
-        let x = LEFT + i as f64 * slot;
+        let x = i as f64 * slot;
         let at = from + Duration::minutes(i64::try_from(i).unwrap_or(0));
-        let label = at.format("%H:%M");
         let _ = write!(
             svg,
-            r#"<g><title>{label} UTC: {} done, {} failed</title>"#,
-            minute.done, minute.failed
+            r#"<g><title>{} UTC: {} done, {} failed</title>"#,
+            at.format("%H:%M"),
+            minute.done,
+            minute.failed
         );
         // A transparent full-height target, so the tooltip shows over quiet minutes too.
         let _ = write!(
             svg,
-            r#"<rect x="{x:.1}" y="{TOP}" width="{slot:.1}" height="{}" fill="transparent"/>"#,
-            2.0 * HALF
+            r#"<rect x="{x:.1}" y="0" width="{slot:.1}" height="{height}" fill="transparent"/>"#
         );
         if minute.done > 0 {
-            let h = (minute.done as f64 / max_done as f64 * HALF).max(1.0);
+            let h = (minute.done as f64 / max_done.max(1) as f64 * HALF).max(1.0);
             let _ = write!(
                 svg,
                 r#"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{h:.1}" fill="{DONE_COLOUR}"/>"#,
@@ -67,7 +79,7 @@ pub fn minutes(from: DateTime<Utc>, series: &[Minute]) -> String {
             );
         }
         if minute.failed > 0 {
-            let h = (minute.failed as f64 / max_failed as f64 * HALF).max(1.0);
+            let h = (minute.failed as f64 / max_failed.max(1) as f64 * HALF).max(1.0);
             let _ = write!(
                 svg,
                 r#"<rect x="{x:.1}" y="{axis}" width="{bar:.1}" height="{h:.1}" fill="{FAILED_COLOUR}"/>"#
@@ -75,17 +87,15 @@ pub fn minutes(from: DateTime<Utc>, series: &[Minute]) -> String {
         }
         svg.push_str("</g>");
     }
-    let last = from + Duration::minutes(i64::try_from(slots).unwrap_or(1) - 1);
-    let base = height - 4.0;
-    let _ = write!(
-        svg,
-        r##"<text x="{LEFT}" y="10" font-size="10" fill="{DONE_COLOUR}">{max_done} done/min</text><text x="{LEFT}" y="{:.0}" font-size="10" fill="{FAILED_COLOUR}">{max_failed} failed/min</text><text x="{LEFT}" y="{base}" font-size="10" fill="#555">{}</text><text x="{WIDTH}" y="{base}" font-size="10" fill="#555" text-anchor="end">{} UTC</text>"##,
-        axis + HALF + 2.0,
-        from.format("%H:%M"),
-        last.format("%H:%M"),
-    );
     svg.push_str("</svg>");
-    svg
+    let last = from + Duration::minutes(i64::try_from(slots).unwrap_or(1) - 1);
+    Chart {
+        svg,
+        max_done,
+        max_failed,
+        first: from.format("%H:%M").to_string(),
+        last: last.format("%H:%M").to_string(),
+    }
 }
 
 /// A small line of finished jobs (and failed attempts, when any) per minute, for a table row.
@@ -145,7 +155,13 @@ mod tests {
             failed: 0,
         };
         series[59] = Minute { done: 5, failed: 2 };
-        let svg = minutes(at("2026-12-08T10:00:00Z"), &series);
+        let chart = minutes(at("2026-12-08T10:00:00Z"), &series);
+        assert_eq!((chart.max_done, chart.max_failed), (10, 2));
+        assert_eq!(
+            (chart.first.as_str(), chart.last.as_str()),
+            ("10:00", "10:59")
+        );
+        let svg = chart.svg;
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert_eq!(svg.matches("<title>").count(), 60);
         assert!(svg.contains("<title>10:00 UTC: 10 done, 0 failed</title>"));

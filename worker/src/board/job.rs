@@ -112,8 +112,11 @@ async fn job(
         created: pages::maybe_time(job.created_at),
         run_at: pages::time(job.run_at),
         run_in,
-        locked: match (&job.locked_by, job.locked_at) {
-            (Some(by), Some(at)) => format!("by {by} since {}", pages::time(at)),
+        // A finished job keeps the name of the worker that last held it: not worth a line.
+        locked: match (&job.locked_by, job.locked_at, job.state.as_str()) {
+            (Some(by), Some(at), "pending" | "running") => {
+                format!("by {by} since {}", pages::time(at))
+            }
             _ => String::new(),
         },
         done_at: pages::maybe_time(job.done_at),

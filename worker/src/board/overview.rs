@@ -27,7 +27,7 @@ struct Overview {
     states: Vec<String>,
     kinds: Vec<KindRow>,
     totals: Vec<i64>,
-    chart: String,
+    chart: chart::Chart,
     hour: Hour,
 }
 
