@@ -32,6 +32,13 @@ impl JobError {
         Self::Permanent(err.into())
     }
 
+    /// The job stops because an operator cancelled it (see
+    /// [`admin::cancel_requested`](crate::admin::cancel_requested)): it ends for good, as
+    /// `cancelled`.
+    pub fn cancelled() -> Self {
+        Self::Permanent(anyhow::anyhow!("cancelled by an operator"))
+    }
+
     /// Not an attempt: run again after `after`, the attempt given back.
     pub fn deferred(after: std::time::Duration, reason: impl Into<anyhow::Error>) -> Self {
         Self::Deferred {

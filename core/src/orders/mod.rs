@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod checkout;
 pub mod create;
 pub mod lifecycle;
+pub mod lookup;
 pub mod model;
 pub mod notify;
 pub mod number;

@@ -338,6 +338,7 @@ async fn apply_paid(
         &SendEmail {
             message,
             key: Some(format!("payment_confirmed:{}", payment.order_id)),
+            order_id: Some(payment.order_id),
         },
     )
     .await?;

@@ -11,10 +11,10 @@ pub async fn failed_jobs(pool: &PgPool, kind: Option<&str>) -> Result<Vec<Target
     sqlx::query_as!(
         Target,
         r#"SELECT id, job_type AS kind,
-                  job_state(status, attempts, max_attempts) AS "state!", status
+                  cart_queue.job_state(status, attempts, max_attempts, metadata) AS "state!", status
            FROM apalis.jobs
            WHERE status IN ('Failed', 'Killed')
-             AND job_state(status, attempts, max_attempts) = 'failed'
+             AND cart_queue.job_state(status, attempts, max_attempts, metadata) = 'failed'
              AND ($1::text IS NULL OR job_type = $1)
            ORDER BY id"#,
         kind,
@@ -32,7 +32,7 @@ pub async fn retry(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<String
            SET status = 'Pending', attempts = 0, run_at = now(),
                lock_by = NULL, lock_at = NULL, done_at = NULL
            WHERE id = ANY($1)
-             AND job_state(status, attempts, max_attempts) IN ('failed', 'retrying')
+             AND cart_queue.job_state(status, attempts, max_attempts, metadata) IN ('failed', 'retrying')
            RETURNING id"#,
         ids,
     )

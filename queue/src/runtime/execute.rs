@@ -127,6 +127,11 @@ async fn attempt_job<J: Handler<C>, C: Context>(
              short by a worker crash or shutdown"
         )));
     }
+    // A job asked to stop while it ran, that then failed with attempts left, must not run
+    // again: only a retry can have been cancelled this way, so only a retry asks.
+    if attempt > 1 && crate::admin::cancel_requested(&shared.pool, job_id).await? {
+        return Err(JobError::cancelled());
+    }
     let envelope = Envelope::<J>::deserialize(args).map_err(|e| {
         JobError::permanent(anyhow::anyhow!("undecodable {} payload: {e}", J::NAME))
     })?;

@@ -25,6 +25,9 @@ pub struct Record {
     pub sleep_ms: u64,
     #[serde(default)]
     pub permanent: bool,
+    /// Sleeps in short steps, stopping when an operator cancels it.
+    #[serde(default)]
+    pub stoppable: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<Uuid>,
 }
@@ -43,7 +46,17 @@ impl Job for Record {
 
 impl Handler<Deps> for Record {
     async fn run(self, deps: &Deps, run: &Run) -> Result<(), JobError> {
-        if self.sleep_ms > 0 {
+        if self.stoppable {
+            let step = Duration::from_millis(100);
+            let mut slept = Duration::ZERO;
+            while slept < Duration::from_millis(self.sleep_ms) {
+                if cart_queue::admin::cancel_requested(&deps.pool, &run.job_id).await? {
+                    return Err(JobError::cancelled());
+                }
+                tokio::time::sleep(step).await;
+                slept += step;
+            }
+        } else if self.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
         }
         if self.permanent {

@@ -10,6 +10,7 @@ mod helpers;
 mod http;
 mod maintenance;
 mod measure;
+mod operators;
 mod orders;
 mod outage;
 mod payments;
