@@ -52,6 +52,8 @@ struct FailedPage {
 #[derive(Serialize)]
 pub struct JobRow {
     pub id: String,
+    /// The order the job serves, for a link to its jobs.
+    pub order_id: Option<uuid::Uuid>,
     pub kind: String,
     pub state: String,
     pub attempts: String,
@@ -126,6 +128,7 @@ async fn failed(
                     job.last_error.as_deref().unwrap_or_default(),
                     160,
                 )),
+                order_id: job.order_id,
                 id: job.id,
                 kind: job.kind,
                 state: job.state,

@@ -15,6 +15,7 @@ mod job;
 mod overview;
 mod pages;
 pub mod redact;
+mod search;
 mod templates;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub fn router(pool: PgPool, config: &BoardConfig) -> anyhow::Result<Router> {
         .route("/logout", post(pages::sign_out))
         .route("/failed", get(failed::page))
         .route("/confirm", get(failed::confirm))
+        .route("/search", get(search::page))
         .route("/jobs/{id}", get(job::page))
         .route("/jobs/retry", post(actions::retry))
         .route("/jobs/discard", post(actions::discard))

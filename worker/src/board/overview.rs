@@ -1,11 +1,12 @@
-//! `GET /board`: the queue at a glance. Depth by kind and state (with how long the oldest
-//! due job has waited), the last hour's throughput and failures per minute as a chart, and
-//! per kind the hour's totals with a sparkline.
+//! `GET /board`: the queue at a glance. The kinds an operator paused or throttled, depth by
+//! kind and state (with how long the oldest due job has waited), the last hour's throughput
+//! and failures per minute as a chart, and per kind the hour's totals with a sparkline.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use cart_queue::admin::{self, JobState, throughput};
+use chrono::Utc;
 use serde::Serialize;
 
 use super::{
@@ -29,6 +30,17 @@ struct Overview {
     totals: Vec<i64>,
     chart: chart::Chart,
     hour: Hour,
+    controls: Vec<ControlRow>,
+}
+
+/// A kind an operator paused or limited (`cart-worker jobs pause|limit`).
+#[derive(Serialize)]
+struct ControlRow {
+    kind: String,
+    /// `since … by …`, when paused.
+    paused: Option<String>,
+    /// `N per minute, M started in the last minute`, when limited.
+    limit: Option<String>,
 }
 
 #[derive(Serialize, Default)]
@@ -61,6 +73,28 @@ pub async fn page(State(state): State<BoardState>, session: Session) -> Response
 async fn overview(state: &BoardState, session: Session) -> Result<Overview, PageError> {
     let depth = admin::depth(&state.pool).await?;
     let window = throughput::throughput(&state.pool, MINUTES).await?;
+    let now = Utc::now();
+    let controls = admin::controls(&state.pool)
+        .await?
+        .into_iter()
+        .map(|control| ControlRow {
+            paused: control.paused_at.map(|at| {
+                format!(
+                    "paused {} ago ({}) by {}",
+                    pages::ago(at, now),
+                    pages::time(at),
+                    control.paused_by.as_deref().unwrap_or("?")
+                )
+            }),
+            limit: control.per_minute.map(|per_minute| {
+                format!(
+                    "{per_minute} starts per minute; {} in the last minute",
+                    control.started_last_minute
+                )
+            }),
+            kind: control.kind,
+        })
+        .collect();
 
     // The states in a job's life order, then any other the queue reports.
     let mut states: Vec<String> = JobState::ALL
@@ -143,5 +177,6 @@ async fn overview(state: &BoardState, session: Session) -> Result<Overview, Page
         totals,
         chart: chart::minutes(window.from, &all),
         hour,
+        controls,
     })
 }

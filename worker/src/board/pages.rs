@@ -51,6 +51,8 @@ pub fn message_page(state: &BoardState, status: StatusCode, title: &str, text: &
 pub enum PageError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Core(#[from] cart_core::Error),
     #[error("no job {0}")]
     NoSuchJob(String),
     #[error("{0}")]
@@ -60,6 +62,16 @@ pub enum PageError {
 impl PageError {
     pub fn into_page(self, state: &BoardState) -> Response {
         match self {
+            Self::Core(err) => {
+                tracing::error!(error = %err, "board lookup failed");
+                message_page(
+                    state,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Lookup failed",
+                    "The lookup did not complete; nothing was changed. Try again in a moment; \
+                     the worker's logs say more.",
+                )
+            }
             Self::Db(err) => {
                 tracing::error!(error = %err, "board query failed");
                 message_page(

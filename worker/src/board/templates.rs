@@ -13,6 +13,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("failed.html", include_str!("templates/failed.html")),
     ("confirm.html", include_str!("templates/confirm.html")),
     ("job.html", include_str!("templates/job.html")),
+    ("search.html", include_str!("templates/search.html")),
 ];
 
 pub struct Templates {

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tower::ServiceExt;
 
+use cart_worker::jobs::testing::Record;
+
 use crate::helpers::{self, record};
 
 const TOKEN: &str = "board-test-token-0123456789abcdef";
@@ -173,6 +175,8 @@ async fn without_a_session_every_page_and_action_is_refused(pool: PgPool) {
         format!("/board/jobs/{id}"),
         format!("/board/confirm?action=retry&id={id}"),
         "/board/confirm?action=discard&all=failed".to_owned(),
+        "/board/search?q=test_record".to_owned(),
+        format!("/board/search?q={id}"),
     ];
     let actions: [(&str, Vec<(&str, &str)>); 5] = [
         (
@@ -558,4 +562,90 @@ async fn without_a_token_there_is_no_board(pool: PgPool) {
         .unwrap();
     assert_eq!(answer.status(), 404);
     assert!(BoardConfig::new("too-short").is_err());
+}
+
+#[sqlx::test(migrations = false)]
+async fn search_finds_the_jobs_of_an_order_by_its_number_or_id_and_jobs_by_text(pool: PgPool) {
+    helpers::setup(&pool).await;
+    let order = crate::orders::unpaid_order(&pool, chrono::Duration::hours(1)).await;
+    let number: String = sqlx::query_scalar("SELECT number FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let served = helpers::enqueue(
+        &pool,
+        &Record {
+            order_id: Some(order),
+            ..record("served")
+        },
+    )
+    .await;
+    fail(&pool, &served, "provider down").await;
+    let unrelated = failed_job(&pool, "unrelated-key").await;
+    let session = sign_in(&pool).await;
+
+    let bare = number.trim_start_matches("CART-").to_lowercase();
+    for query in [number.clone(), bare, order.to_string()] {
+        let page = get(&pool, &format!("/board/search?q={query}"), Some(&session)).await;
+        assert_eq!(page.status, 200, "{query}");
+        assert!(
+            page.body.contains(&format!(r#"data-job="{served}""#)),
+            "{query}: {}",
+            page.body
+        );
+        assert!(!page.body.contains(&unrelated), "{query}");
+        assert!(page.body.contains(&order.to_string()));
+    }
+    let page = get(&pool, "/board/search?q=unrelated-key", Some(&session)).await;
+    assert!(page.body.contains(&format!(r#"data-job="{unrelated}""#)));
+    assert!(!page.body.contains(&format!(r#"data-job="{served}""#)));
+    // The failed list links each job to its order's jobs.
+    let failed = get(&pool, "/board/failed", Some(&session)).await;
+    assert!(
+        failed
+            .body
+            .contains(&format!(r#"href="/board/search?q={order}""#))
+    );
+
+    let jump = get(
+        &pool,
+        &format!("/board/search?q={}", served.to_lowercase()),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(jump.status, 303);
+    assert_eq!(
+        jump.header(header::LOCATION),
+        format!("/board/jobs/{served}")
+    );
+    let nothing = get(
+        &pool,
+        &format!("/board/search?q={}", uuid::Uuid::now_v7()),
+        Some(&session),
+    )
+    .await;
+    assert!(nothing.body.contains("No job found."));
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_overview_shows_the_kinds_operators_paused_or_throttled(pool: PgPool) {
+    helpers::setup(&pool).await;
+    let mut conn = pool.acquire().await.unwrap();
+    cart_queue::admin::pause(&mut conn, "send_email", "ana")
+        .await
+        .unwrap();
+    cart_queue::admin::limit(&mut conn, "emit_invoice", Some(30), "ana")
+        .await
+        .unwrap();
+    drop(conn);
+    let session = sign_in(&pool).await;
+    let page = get(&pool, "/board", Some(&session)).await;
+    assert!(page.body.contains("Paused and throttled kinds"));
+    assert!(page.body.contains("<strong>send_email</strong>"));
+    assert!(page.body.contains("by ana"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("limited to 30 starts per minute; 0 in the last minute")
+    );
 }
