@@ -62,11 +62,13 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(
         addr = %listener.local_addr()?,
         kinds = ?registry.names(),
+        board = config.board.is_some(),
         "worker starting"
     );
+    let router = cart_worker::http::router(pool.clone(), metrics, config.board.as_ref())?;
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(
-        axum::serve(listener, cart_worker::http::router(pool.clone(), metrics))
+        axum::serve(listener, router)
             .with_graceful_shutdown(async {
                 let _ = http_stopped.await;
             })

@@ -16,6 +16,7 @@ mod privacy;
 mod prune;
 mod retry;
 mod show;
+pub mod throughput;
 
 use std::{fmt, str::FromStr};
 

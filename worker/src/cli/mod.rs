@@ -16,7 +16,7 @@ pub mod retry;
 pub mod show;
 pub mod stats;
 
-mod audit;
+pub(crate) mod audit;
 mod output;
 
 use std::io::{BufRead, Write};

@@ -125,6 +125,7 @@ pub fn record(key: &str) -> Record {
         sleep_ms: 0,
         permanent: false,
         stoppable: false,
+        order_id: None,
     }
 }
 

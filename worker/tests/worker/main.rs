@@ -3,6 +3,7 @@
 // Test code throughout, helpers included: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod board;
 mod cli;
 mod email;
 mod helpers;

@@ -94,10 +94,8 @@ async fn a_permanent_error_fails_the_job_at_once(pool: PgPool) {
     let id = helpers::enqueue(
         &pool,
         &Record {
-            key: "doomed".into(),
-            sleep_ms: 0,
             permanent: true,
-            stoppable: false,
+            ..helpers::record("doomed")
         },
     )
     .await;
@@ -251,10 +249,8 @@ async fn shutdown_lets_running_jobs_finish(pool: PgPool) {
     let id = helpers::enqueue(
         &pool,
         &Record {
-            key: "slow".into(),
             sleep_ms: 1500,
-            permanent: false,
-            stoppable: false,
+            ..helpers::record("slow")
         },
     )
     .await;
@@ -274,10 +270,8 @@ async fn a_shutdown_that_times_out_returns_running_jobs_to_the_queue(pool: PgPoo
     let id = helpers::enqueue(
         &pool,
         &Record {
-            key: "too-slow".into(),
             sleep_ms: 4000,
-            permanent: false,
-            stoppable: false,
+            ..helpers::record("too-slow")
         },
     )
     .await;
