@@ -312,3 +312,33 @@ async fn a_limit_is_shared_by_every_worker_process(pool: PgPool) {
     first.terminate();
     second.terminate();
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_cancelled_payment_initiation_leaves_the_payment_failed(pool: PgPool) {
+    helpers::setup(&pool).await;
+    let (_, _, payment_id) = order_with_jobs(&pool, "evt-cancelled").await;
+    let job: String = sqlx::query_scalar(
+        "SELECT id FROM apalis.jobs WHERE job_type = 'initiate_payment' AND metadata -> 'payment_id' = $1",
+    )
+    .bind(payment_id.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    ok(&pool, &["cancel", &job]).await;
+    let runtime = helpers::start(&pool);
+    wait_for_status(&pool, &job, "Killed", Duration::from_secs(10)).await;
+    runtime.shutdown().await;
+
+    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE id = $1")
+        .bind(payment_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        status, "failed",
+        "the kind's clean-up ran: the buyer can pay again"
+    );
+    let out = ok(&pool, &["list", "--state", "cancelled", "--json"]).await;
+    assert_eq!(kinds(&json_rows(&out)), ["initiate_payment"]);
+}
