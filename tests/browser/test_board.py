@@ -152,6 +152,11 @@ class Board(unittest.TestCase):
                 self.assertLess(time.monotonic(), deadline, f"the job is {tab.text('#job-state')}")
                 time.sleep(0.5)
                 tab.goto(tab.url)
+
+            # The order's timeline tells the same story, the job among its entries.
+            tab.click("a.order-link")
+            self.assertEqual(tab.text("h1"), f"Order {self.order_number}")
+            self.assertTrue(tab.exists(f"ol.timeline a[href='/board/jobs/{self.job_id}']"))
             self.assertEqual(tab.blocked_by_csp(), [])
 
         self.assertEqual(state_of(self.job_id), "done")

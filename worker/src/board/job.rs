@@ -41,6 +41,8 @@ struct JobPage {
     done_at: String,
     idempotency_key: Option<String>,
     request_id: Option<String>,
+    /// The order the payload names, for a link to its timeline.
+    order_id: Option<uuid::Uuid>,
     /// The payload, redacted, as indented JSON.
     payload: String,
     last_error: Option<String>,
@@ -122,6 +124,11 @@ async fn job(
         done_at: pages::maybe_time(job.done_at),
         idempotency_key: job.idempotency_key.as_deref().map(redact::text_value),
         request_id: job.request_id,
+        order_id: job
+            .payload
+            .get("order_id")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|id| id.parse().ok()),
         payload,
         last_error: job.last_error.as_deref().map(redact::text_value),
         failures,

@@ -1,5 +1,6 @@
 //! The operator board: the queue and the orders it serves, as web pages, served by the worker
-//! at `/board` on `WORKER_PORT` when `BOARD_TOKEN` is set.
+//! at `/board` on `WORKER_PORT` when `BOARD_TOKEN` is set. Pages: the overview, failed jobs
+//! (retry, discard), a job, search (by order, payment, job id or text) and an order's timeline.
 //!
 //! Server-rendered HTML (minijinja templates embedded in the binary, charts as inline SVG),
 //! no script at all, so the Content-Security-Policy allows nothing but the board's own
@@ -12,6 +13,7 @@ mod auth;
 mod chart;
 mod failed;
 mod job;
+mod order;
 mod overview;
 mod pages;
 pub mod redact;
@@ -94,6 +96,7 @@ pub fn router(pool: PgPool, config: &BoardConfig) -> anyhow::Result<Router> {
         .route("/confirm", get(failed::confirm))
         .route("/search", get(search::page))
         .route("/jobs/{id}", get(job::page))
+        .route("/orders/{reference}", get(order::page))
         .route("/jobs/retry", post(actions::retry))
         .route("/jobs/discard", post(actions::discard))
         .route("/static/board.css", get(stylesheet))

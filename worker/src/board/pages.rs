@@ -55,6 +55,8 @@ pub enum PageError {
     Core(#[from] cart_core::Error),
     #[error("no job {0}")]
     NoSuchJob(String),
+    #[error("no order {0}")]
+    NoSuchOrder(String),
     #[error("{0}")]
     Invalid(String),
 }
@@ -87,6 +89,12 @@ impl PageError {
                 StatusCode::NOT_FOUND,
                 "No such job",
                 &format!("There is no job {id}: it may have been discarded or pruned."),
+            ),
+            Self::NoSuchOrder(reference) => message_page(
+                state,
+                StatusCode::NOT_FOUND,
+                "No such order",
+                &format!("There is no order {reference}."),
             ),
             Self::Invalid(why) => message_page(state, StatusCode::BAD_REQUEST, "Bad request", &why),
         }

@@ -14,6 +14,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("confirm.html", include_str!("templates/confirm.html")),
     ("job.html", include_str!("templates/job.html")),
     ("search.html", include_str!("templates/search.html")),
+    ("order.html", include_str!("templates/order.html")),
 ];
 
 pub struct Templates {

@@ -176,6 +176,7 @@ async fn without_a_session_every_page_and_action_is_refused(pool: PgPool) {
         format!("/board/confirm?action=retry&id={id}"),
         "/board/confirm?action=discard&all=failed".to_owned(),
         "/board/search?q=test_record".to_owned(),
+        format!("/board/orders/{}", uuid::Uuid::now_v7()),
         format!("/board/search?q={id}"),
     ];
     let actions: [(&str, Vec<(&str, &str)>); 5] = [
@@ -605,7 +606,7 @@ async fn search_finds_the_jobs_of_an_order_by_its_number_or_id_and_jobs_by_text(
     assert!(
         failed
             .body
-            .contains(&format!(r#"href="/board/search?q={order}""#))
+            .contains(&format!(r#"href="/board/orders/{order}""#))
     );
 
     let jump = get(
@@ -648,4 +649,49 @@ async fn the_overview_shows_the_kinds_operators_paused_or_throttled(pool: PgPool
         page.body
             .contains("limited to 30 starts per minute; 0 in the last minute")
     );
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_orders_page_tells_its_timeline_and_links_its_jobs(pool: PgPool) {
+    helpers::setup(&pool).await;
+    let order = crate::orders::unpaid_order(&pool, chrono::Duration::hours(1)).await;
+    let number: String = sqlx::query_scalar("SELECT number FROM orders WHERE id = $1")
+        .bind(order)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let served = helpers::enqueue(
+        &pool,
+        &Record {
+            order_id: Some(order),
+            ..record("timeline")
+        },
+    )
+    .await;
+    fail(&pool, &served, "provider down").await;
+    let session = sign_in(&pool).await;
+
+    for reference in [number.clone(), order.to_string(), number.to_lowercase()] {
+        let page = get(&pool, &format!("/board/orders/{reference}"), Some(&session)).await;
+        assert_eq!(page.status, 200, "{reference}");
+        assert!(page.body.contains(&format!("Order {number}")));
+        assert!(page.body.contains("pending_payment"), "{}", page.body);
+        assert!(
+            page.body
+                .contains(&format!(r#"href="/board/jobs/{served}""#))
+        );
+        assert!(
+            page.body.contains("level-error"),
+            "a job that failed for good"
+        );
+    }
+    // The job's page leads back to the order.
+    let job = get(&pool, &format!("/board/jobs/{served}"), Some(&session)).await;
+    assert!(
+        job.body
+            .contains(&format!(r#"href="/board/orders/{order}""#))
+    );
+    let missing = get(&pool, "/board/orders/CART-NOPE1234", Some(&session)).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("There is no order CART-NOPE1234."));
 }
