@@ -22,6 +22,7 @@ use super::{
 };
 use crate::{
     Error, Result,
+    business_events::{self, PaymentDetail, PaymentOutcome},
     jobs::{self, emit_invoice::EmitInvoice, refund_payment::RefundPayment, send_email::SendEmail},
     mail::templates::{PaymentConfirmed, Templates},
     orders::{Actor, OrderState, OrderStatus, PaymentStatus, status},
@@ -68,6 +69,45 @@ impl Outcome {
     }
 }
 
+/// What [`apply`] did, and to which of our payments.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub outcome: Outcome,
+    /// The payment the event moved (paid, failed, flagged or to be refunded), with what the
+    /// business event says of it once the transaction has committed.
+    settled: Option<Settled>,
+}
+
+#[derive(Debug, Clone)]
+struct Settled {
+    payment: Payment,
+    outcome: PaymentOutcome,
+    /// What the provider says was paid, when it is not the payment's amount.
+    amount_cents: Option<i64>,
+    reason: Option<String>,
+}
+
+impl Applied {
+    fn only(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            settled: None,
+        }
+    }
+
+    /// Logs and counts what happened to the payment; call it after the commit.
+    fn record(&self) {
+        if let Some(settled) = &self.settled {
+            let detail = PaymentDetail {
+                amount_cents: settled.amount_cents,
+                reason: settled.reason.as_deref(),
+                refund_id: None,
+            };
+            business_events::payment(settled.outcome, &settled.payment, detail);
+        }
+    }
+}
+
 /// The `reconcile_payment` job: applies the stored webhook event and marks it processed,
 /// in one transaction. Running it again for a processed event changes nothing.
 ///
@@ -107,11 +147,11 @@ pub async fn reconcile_webhook_event(
         tx.commit().await?;
         return Ok(Outcome::AlreadyApplied);
     }
-    let outcome = match confirmation {
+    let applied = match confirmation {
         Confirmation::Refused(reason) => {
             tracing::warn!(%webhook_event_id, provider = source.as_str(), reason,
                 "payment webhook not confirmed by the provider; nothing applied");
-            Outcome::Unconfirmed
+            Applied::only(Outcome::Unconfirmed)
         }
         Confirmation::NotNeeded => apply(&mut tx, templates, source, &parsed.event).await?,
         Confirmation::Confirmed { amount_cents } => {
@@ -129,6 +169,7 @@ pub async fn reconcile_webhook_event(
             apply(&mut tx, templates, source, &event).await?
         }
     };
+    let outcome = applied.outcome;
     sqlx::query!(
         "UPDATE webhook_events SET processed_at = now(), outcome = $2 WHERE id = $1",
         webhook_event_id,
@@ -137,6 +178,7 @@ pub async fn reconcile_webhook_event(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    applied.record();
     tracing::info!(%webhook_event_id, outcome = outcome.as_str(), "webhook reconciled");
     Ok(outcome)
 }
@@ -210,7 +252,7 @@ pub async fn apply(
     templates: &Templates,
     source: WebhookSource,
     event: &PaymentEvent,
-) -> Result<Outcome> {
+) -> Result<Applied> {
     let (lookup, paid) = match event {
         PaymentEvent::Paid {
             lookup,
@@ -218,24 +260,24 @@ pub async fn apply(
             paid_at,
         } => (lookup, Some((*amount_cents, *paid_at))),
         PaymentEvent::Failed { lookup, .. } => (lookup, None),
-        PaymentEvent::Ignored => return Ok(Outcome::Ignored),
+        PaymentEvent::Ignored => return Ok(Applied::only(Outcome::Ignored)),
     };
     let Some(payment) = find(conn, lookup).await? else {
         tracing::warn!(?lookup, "payment webhook for an unknown payment");
-        return Ok(Outcome::UnknownPayment);
+        return Ok(Applied::only(Outcome::UnknownPayment));
     };
     if !source.serves(&payment.provider) || payment.method != source.method() {
         tracing::warn!(payment_id = %payment.id, route = source.as_str(),
             payment_provider = %payment.provider, method = ?payment.method,
             "payment webhook names a payment of another provider; ignored");
-        return Ok(Outcome::ProviderMismatch);
+        return Ok(Applied::only(Outcome::ProviderMismatch));
     }
     match (event, paid) {
         (_, Some((amount_cents, paid_at))) => {
             apply_paid(conn, templates, payment, amount_cents, paid_at).await
         }
         (PaymentEvent::Failed { reason, .. }, None) => apply_failed(conn, payment, reason).await,
-        _ => Ok(Outcome::Ignored),
+        _ => Ok(Applied::only(Outcome::Ignored)),
     }
 }
 
@@ -262,12 +304,12 @@ async fn apply_paid(
     payment: Payment,
     amount_cents: i64,
     paid_at: Option<DateTime<Utc>>,
-) -> Result<Outcome> {
+) -> Result<Applied> {
     if !matches!(
         payment.status,
         PaymentState::Initiating | PaymentState::Pending | PaymentState::Failed
     ) {
-        return Ok(Outcome::AlreadyApplied);
+        return Ok(Applied::only(Outcome::AlreadyApplied));
     }
     let order = sqlx::query!(
         r#"SELECT o.total_cents, o.number, u.name, u.email
@@ -282,25 +324,32 @@ async fn apply_paid(
     // What the payment expects: recorded at `pay` as the order's total (plus a card plan's
     // interest where installments apply).
     if amount_cents != payment.amount_cents {
+        let reason = format!(
+            "received {amount_cents} cents for a payment of {} cents (order total {})",
+            payment.amount_cents, order.total_cents
+        );
         set_paid_status(
             conn,
             payment.id,
             PaymentState::AmountMismatch,
             amount_cents,
             paid_at,
-            Some(&format!(
-                "received {amount_cents} cents for a payment of {} cents (order total {})",
-                payment.amount_cents, order.total_cents
-            )),
+            Some(&reason),
         )
         .await?;
-        tracing::error!(payment_id = %payment.id, order_id = %payment.order_id, amount_cents,
-            expected_cents = payment.amount_cents, "payment amount differs from what the payment expects; flagged");
-        return Ok(Outcome::AmountMismatch);
+        return Ok(Applied {
+            outcome: Outcome::AmountMismatch,
+            settled: Some(Settled {
+                payment,
+                outcome: PaymentOutcome::AmountMismatch,
+                amount_cents: Some(amount_cents),
+                reason: Some(reason),
+            }),
+        });
     }
 
     if state.status != OrderStatus::PendingPayment {
-        return paid_after_cancel(conn, &payment, state, amount_cents, paid_at).await;
+        return paid_after_cancel(conn, payment, state, amount_cents, paid_at).await;
     }
 
     // The atomic move: pending_payment (or failed) → paid, processing. `transition` updates
@@ -348,8 +397,15 @@ async fn apply_paid(
         },
     )
     .await?;
-    tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, "order paid");
-    Ok(Outcome::Paid)
+    Ok(Applied {
+        outcome: Outcome::Paid,
+        settled: Some(Settled {
+            payment,
+            outcome: PaymentOutcome::Paid,
+            amount_cents: None,
+            reason: None,
+        }),
+    })
 }
 
 fn method_name(payment: &Payment) -> String {
@@ -362,11 +418,11 @@ fn method_name(payment: &Payment) -> String {
 /// Money for an order that no longer waits for it: keep the record, give the money back.
 async fn paid_after_cancel(
     conn: &mut PgConnection,
-    payment: &Payment,
+    payment: Payment,
     state: OrderState,
     amount_cents: i64,
     paid_at: DateTime<Utc>,
-) -> Result<Outcome> {
+) -> Result<Applied> {
     set_paid_status(
         conn,
         payment.id,
@@ -395,9 +451,15 @@ async fn paid_after_cancel(
         },
     )
     .await?;
-    tracing::warn!(payment_id = %payment.id, order_id = %payment.order_id, %state,
-        "payment arrived for an order that no longer takes it; refund enqueued");
-    Ok(Outcome::PaidAfterCancel)
+    Ok(Applied {
+        outcome: Outcome::PaidAfterCancel,
+        settled: Some(Settled {
+            payment,
+            outcome: PaymentOutcome::PaidAfterCancel,
+            amount_cents: Some(amount_cents),
+            reason: Some(format!("paid while the order was {state}")),
+        }),
+    })
 }
 
 async fn set_paid_status(
@@ -423,9 +485,9 @@ async fn set_paid_status(
     Ok(())
 }
 
-async fn apply_failed(conn: &mut PgConnection, payment: Payment, reason: &str) -> Result<Outcome> {
+async fn apply_failed(conn: &mut PgConnection, payment: Payment, reason: &str) -> Result<Applied> {
     if !payment.status.is_active() {
-        return Ok(Outcome::AlreadyApplied);
+        return Ok(Applied::only(Outcome::AlreadyApplied));
     }
     sqlx::query!(
         r#"UPDATE payments SET status = 'failed', error = $2, updated_at = now() WHERE id = $1"#,
@@ -445,6 +507,13 @@ async fn apply_failed(conn: &mut PgConnection, payment: Payment, reason: &str) -
         )
         .await?;
     }
-    tracing::info!(payment_id = %payment.id, reason, "payment failed; the order can be paid again");
-    Ok(Outcome::Failed)
+    Ok(Applied {
+        outcome: Outcome::Failed,
+        settled: Some(Settled {
+            payment,
+            outcome: PaymentOutcome::Failed,
+            amount_cents: None,
+            reason: Some(reason.to_owned()),
+        }),
+    })
 }
