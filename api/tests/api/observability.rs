@@ -181,6 +181,10 @@ async fn a_request_the_job_it_enqueued_and_that_jobs_provider_call_are_one_trace
     let world = World::start(pool, settings, true).await;
     let buyer = buyer(&world.app).await;
     let order_id = place_order(&world.app.pool, buyer.id).await;
+    // Other tests of this process may have hit the request and job spans' callsites while
+    // this thread's subscriber was being installed, caching "no subscriber wants them" (a
+    // race in tracing's callsite registry): ask every subscriber again.
+    tracing::callsite::rebuild_interest_cache();
     // Answers once the initiation job has called ProPay.
     pay(&world.app, order_id, "pix", &buyer.token)
         .await
@@ -215,7 +219,23 @@ async fn a_request_the_job_it_enqueued_and_that_jobs_provider_call_are_one_trace
     let request = spans
         .iter()
         .find(|s| s.name == "POST /api/orders/{id}/pay")
-        .unwrap_or_else(|| panic!("no request span in {:?}", names(&spans)));
+        .unwrap_or_else(|| {
+            let all: Vec<String> = receiver
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} {} <- {}",
+                        s.name,
+                        hex(&s.trace_id),
+                        hex(&s.parent_span_id)
+                    )
+                })
+                .collect();
+            panic!("no request span in {:?}; received {all:#?}", names(&spans))
+        });
     assert_eq!(request.kind, SpanKind::Server as i32);
     assert!(
         request.parent_span_id.is_empty(),
