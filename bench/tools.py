@@ -160,6 +160,13 @@ def build_table(r):
                 "queue.scale.1.rps", "/s")
     t.absolute("queue scale", "jobs that ran more than once (all runs)", "queue.scale.duplicates", "",
                goal="0", check=lambda v: v == 0)
+    n = r.get("operators.finished_jobs")
+    label = f"operators, {fmt(n)} finished jobs" if n else "operators"
+    for key, what in (("order", "jobs list --order (through payments, webhooks)"),
+                      ("payment", "jobs list --payment"),
+                      ("search", "jobs list --search TEXT (reads payloads)")):
+        t.ratio(label, f"{what}: time vs jobs show ID", f"operators.{key}_ms", "operators.show_ms", " ms",
+                higher_is_better=False)
     t.ratio("login flood", "64 concurrent logins: logins/s vs raw Argon2id", "login.ok_rps", "login.argon2_rps", "/s")
     t.absolute("login flood", "answered 503 (hashing queue full)", "login.non2xx", "")
     t.absolute("login flood", "API peak RSS (VmHWM)", "login.api_vmhwm_mib", " MiB", goal="< 512 MiB",

@@ -125,6 +125,7 @@ pub const READ_VARIABLES: &[&str] = &[
     "RESEND_API_KEY",
     // Worker
     "WORKER_PORT",
+    "BOARD_TOKEN",
     "WORKER_CONCURRENCY",
     "WORKER_POLL_INTERVAL",
     "WORKER_HEARTBEAT_INTERVAL",

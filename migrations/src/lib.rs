@@ -61,11 +61,11 @@ pub fn released() -> impl Iterator<Item = (i64, Vec<u8>)> {
         })
 }
 
-/// The schema exactly as the latest release left it: the queue's, then our released
-/// migrations and no later one. For the upgrade test.
+/// The schema exactly as the latest release left it: apalis' (the release had no queue
+/// migrations of its own), then our released migrations and no later one. For the upgrade test.
 #[cfg(feature = "testing")]
 pub async fn migrate_as_released(pool: &PgPool) -> Result<(), MigrateError> {
-    cart_queue::schema::setup(pool).await?;
+    cart_queue::schema::setup_apalis(pool).await?;
     let released: Vec<i64> = released().map(|(version, _)| version).collect();
     let migrator = sqlx::migrate::Migrator::with_migrations(
         MIGRATOR

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use crate::job::{Envelope, Job, Origin};
+use crate::job::{Envelope, Job, Origin, Serves};
 
 /// Why a job could not be enqueued.
 #[derive(Debug, thiserror::Error)]
@@ -36,14 +36,17 @@ pub struct Encoded {
     max_attempts: i32,
     run_at: Option<DateTime<Utc>>,
     idempotency_key: Option<String>,
+    /// Copied into the row's metadata, where operators' searches find it by index.
+    serves: Serves,
 }
 
 impl Encoded {
     /// `job` in its envelope, due now.
     pub fn new<J: Job>(job: &J, origin: Origin) -> Result<Self, EnqueueError> {
+        let serves = job.serves();
         let envelope = Envelope {
             origin,
-            serves: job.serves(),
+            serves,
             payload: job,
         };
         let envelope = serde_json::to_vec(&envelope).map_err(|source| EnqueueError::Encode {
@@ -56,6 +59,7 @@ impl Encoded {
             max_attempts: J::MAX_ATTEMPTS,
             run_at: None,
             idempotency_key: job.idempotency_key(),
+            serves,
         })
     }
 
@@ -80,7 +84,16 @@ impl Encoded {
             max_attempts,
             run_at: None,
             idempotency_key,
+            serves: Serves::default(),
         }
+    }
+
+    /// The same job, recorded as serving `serves` (for [`raw`](Self::raw) jobs, whose
+    /// payload the caller has checked).
+    #[must_use]
+    pub fn serving(mut self, serves: Serves) -> Self {
+        self.serves = serves;
+        self
     }
 }
 
@@ -96,7 +109,10 @@ pub async fn enqueue(
         INSERT INTO apalis.jobs
             (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata,
              idempotency_key)
-        VALUES ($1, $2, $3, 'Pending', 0, $4, COALESCE($5, now()), 0, ''::hstore, $6)
+        VALUES ($1, $2, $3, 'Pending', 0, $4, COALESCE($5, now()), 0,
+                CASE WHEN $7::text IS NULL THEN ''::hstore ELSE hstore('order_id', $7) END
+                || CASE WHEN $8::text IS NULL THEN ''::hstore ELSE hstore('payment_id', $8) END,
+                $6)
         ON CONFLICT (job_type, idempotency_key) DO NOTHING
         RETURNING id
         "#,
@@ -106,6 +122,8 @@ pub async fn enqueue(
         job.max_attempts,
         job.run_at,
         job.idempotency_key.as_deref(),
+        job.serves.order_id.map(|id| id.to_string()),
+        job.serves.payment_id.map(|id| id.to_string()),
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -121,15 +139,27 @@ pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[Encoded]) -> Result<u6
     let max_attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
     let run_at: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.run_at).collect();
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
+    let orders: Vec<Option<String>> = jobs
+        .iter()
+        .map(|j| j.serves.order_id.map(|id| id.to_string()))
+        .collect();
+    let payments: Vec<Option<String>> = jobs
+        .iter()
+        .map(|j| j.serves.payment_id.map(|id| id.to_string()))
+        .collect();
     let inserted = sqlx::query!(
         r#"
         INSERT INTO apalis.jobs
             (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata,
              idempotency_key)
         SELECT j.id, j.kind, j.job, 'Pending', 0, j.max_attempts, COALESCE(j.run_at, now()), 0,
-               ''::hstore, j.key
+               CASE WHEN j.order_id IS NULL THEN ''::hstore ELSE hstore('order_id', j.order_id) END
+               || CASE WHEN j.payment_id IS NULL THEN ''::hstore
+                       ELSE hstore('payment_id', j.payment_id) END,
+               j.key
         FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int[], $5::timestamptz[],
-                    $6::text[]) AS j(id, kind, job, max_attempts, run_at, key)
+                    $6::text[], $7::text[], $8::text[])
+             AS j(id, kind, job, max_attempts, run_at, key, order_id, payment_id)
         ON CONFLICT (job_type, idempotency_key) DO NOTHING
         "#,
         &ids,
@@ -138,6 +168,8 @@ pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[Encoded]) -> Result<u6
         &max_attempts,
         &run_at as &[Option<DateTime<Utc>>],
         &keys as &[Option<&str>],
+        &orders as &[Option<String>],
+        &payments as &[Option<String>],
     )
     .execute(&mut *conn)
     .await?

@@ -32,6 +32,18 @@ impl JobError {
         Self::Permanent(err.into())
     }
 
+    /// The job stops because an operator cancelled it (see
+    /// [`admin::cancel_requested`](crate::admin::cancel_requested)): it ends for good, as
+    /// `cancelled`, after the kind's clean-up.
+    pub fn cancelled() -> Self {
+        Self::Permanent(anyhow::Error::new(CancelledByOperator))
+    }
+
+    /// Whether this is [`JobError::cancelled`].
+    pub(crate) fn is_cancellation(&self) -> bool {
+        matches!(self, Self::Permanent(err) if err.downcast_ref::<CancelledByOperator>().is_some())
+    }
+
     /// Not an attempt: run again after `after`, the attempt given back.
     pub fn deferred(after: std::time::Duration, reason: impl Into<anyhow::Error>) -> Self {
         Self::Deferred {
@@ -51,3 +63,8 @@ impl From<sqlx::Error> for JobError {
         Self::Retry(err.into())
     }
 }
+
+/// What a job stopped by an operator's cancel fails with.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled by an operator")]
+struct CancelledByOperator;

@@ -8,7 +8,7 @@ use cart_core::{config, db::DbConfig};
 
 use cart_queue::{QueueSettings, RetryPolicy, RuntimeConfig};
 
-use crate::{deps::JobSettings, registry::Registry};
+use crate::{board::BoardConfig, deps::JobSettings, registry::Registry};
 
 pub const CONCURRENCY_PREFIX: &str = "WORKER_CONCURRENCY_";
 
@@ -18,6 +18,8 @@ pub struct WorkerConfig {
     pub port: u16,
     pub runtime: RuntimeConfig,
     pub jobs: JobSettings,
+    /// The operator board, when `BOARD_TOKEN` is set.
+    pub board: Option<BoardConfig>,
 }
 
 impl WorkerConfig {
@@ -104,6 +106,7 @@ impl WorkerConfig {
             port,
             runtime,
             jobs,
+            board: BoardConfig::from_env()?,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The worker's own HTTP endpoints: `/health` (the process runs), `/ready` (the database
-//! answers) and `/metrics` (Prometheus text, with the queue depth read at scrape time).
+//! answers), `/metrics` (Prometheus text, with the queue depth read at scrape time) and, when
+//! `BOARD_TOKEN` is set, the operator board under `/board` (`crate::board`).
 
 use axum::{
     Json, Router,
@@ -12,18 +13,31 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sqlx::PgPool;
 
+use crate::board::BoardConfig;
+
 #[derive(Clone)]
 struct HttpState {
     pool: PgPool,
     metrics: PrometheusHandle,
 }
 
-pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
-    Router::new()
+pub fn router(
+    pool: PgPool,
+    metrics: PrometheusHandle,
+    board: Option<&BoardConfig>,
+) -> anyhow::Result<Router> {
+    let endpoints = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
-        .with_state(HttpState { pool, metrics })
+        .with_state(HttpState {
+            pool: pool.clone(),
+            metrics,
+        });
+    Ok(match board {
+        Some(board) => endpoints.nest("/board", crate::board::router(pool, board)?),
+        None => endpoints,
+    })
 }
 
 async fn health() -> impl IntoResponse {

@@ -5,6 +5,7 @@
 //! Error policy: handlers return `cart_queue::JobError` (retry or permanent); the runtime and
 //! the CLI use `anyhow`, the CLI maps its failures to exit codes ([`cli::CliError`]).
 
+pub mod board;
 pub mod cli;
 pub mod config;
 pub mod deps;

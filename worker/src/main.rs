@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Jobs(args) => match jobs(args).await {
+        operator => match operate(operator).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 let _ = std::io::stdout().flush();
@@ -70,11 +70,13 @@ async fn serve() -> anyhow::Result<()> {
     tracing::info!(
         addr = %listener.local_addr()?,
         kinds = ?registry.names(),
+        board = config.board.is_some(),
         "worker starting"
     );
+    let router = cart_worker::http::router(pool.clone(), metrics, config.board.as_ref())?;
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(
-        axum::serve(listener, cart_worker::http::router(pool.clone(), metrics))
+        axum::serve(listener, router)
             .with_graceful_shutdown(async {
                 let _ = http_stopped.await;
             })
@@ -100,10 +102,14 @@ async fn serve() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn jobs(args: JobsArgs) -> Result<(), cli::CliError> {
+/// An operator command (`jobs …`, `orders …`) against the database.
+async fn operate(command: Command) -> Result<(), cli::CliError> {
     cart_core::telemetry::init("warn").map_err(anyhow::Error::from)?;
     let registry = process_registry()?;
-    let actor = cli::actor(args.actor)?;
+    let actor = match &command {
+        Command::Jobs(JobsArgs { actor, .. }) => cli::actor(actor.clone())?,
+        _ => None,
+    };
     let db = cart_core::db::DbConfig::from_env().map_err(anyhow::Error::from)?;
     let pool = db
         .connect()
@@ -118,5 +124,5 @@ async fn jobs(args: JobsArgs) -> Result<(), cli::CliError> {
         out: &mut stdout.lock(),
         input: &mut stdin.lock(),
     };
-    cli::run_jobs(args.command, &mut ctx).await
+    cli::run_operator(command, &mut ctx).await
 }

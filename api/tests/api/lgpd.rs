@@ -26,6 +26,7 @@ pub(crate) async fn queue_email(pool: &PgPool, to: &str) {
         &SendEmail {
             message: message(to),
             key: None,
+            order_id: None,
         },
     )
     .await

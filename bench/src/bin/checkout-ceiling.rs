@@ -213,6 +213,7 @@ async fn checkout(pool: &PgPool, templates: &Templates, buyer: Uuid) -> anyhow::
             },
         )?,
         key: Some(format!("order_placed:{order_id}")),
+        order_id: Some(order_id),
     };
     let expiry = ExpireOrder { order_id };
     cart_core::jobs::enqueue_all(

@@ -413,6 +413,7 @@ async fn enqueue_issued_email(
         &crate::jobs::send_email::SendEmail {
             message,
             key: Some(format!("invoice_issued:{}", order.order_id)),
+            order_id: Some(order.order_id),
         },
     )
     .await?;

@@ -357,7 +357,7 @@ fn describe_duration(duration: Duration) -> String {
 
 /// `ana.souza@example.com` → `a***@example.com`: enough for the owner to recognise, not a
 /// working address for whoever reads the old mailbox.
-fn mask_email(email: &str) -> String {
+pub(crate) fn mask_email(email: &str) -> String {
     match email.split_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();

@@ -5,12 +5,14 @@ pub mod cancel;
 pub mod checkout;
 pub mod create;
 pub mod lifecycle;
+pub mod lookup;
 pub mod model;
 pub mod notify;
 pub mod number;
 pub mod privacy;
 pub mod read;
 pub mod status;
+pub mod timeline;
 
 use std::time::Duration;
 

@@ -62,6 +62,7 @@ pub fn order_placed(templates: &Templates, order: &Order, to: &Recipient) -> Res
     Ok(SendEmail {
         message,
         key: Some(format!("order_placed:{}", order.id)),
+        order_id: Some(order.id),
     })
 }
 
@@ -90,6 +91,7 @@ pub async fn order_shipped(
     let job = SendEmail {
         message,
         key: Some(format!("order_shipped:{}", order.id)),
+        order_id: Some(order.id),
     };
     jobs::enqueue(conn, &job).await?;
     Ok(())

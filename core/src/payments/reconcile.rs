@@ -69,47 +69,8 @@ impl Outcome {
     }
 }
 
-/// What [`apply`] did, and to which of our payments.
-#[derive(Debug, Clone)]
-pub struct Applied {
-    pub outcome: Outcome,
-    /// The payment the event moved (paid, failed, flagged or to be refunded), with what the
-    /// business event says of it once the transaction has committed.
-    settled: Option<Settled>,
-}
-
-#[derive(Debug, Clone)]
-struct Settled {
-    payment: Payment,
-    outcome: PaymentOutcome,
-    /// What the provider says was paid, when it is not the payment's amount.
-    amount_cents: Option<i64>,
-    reason: Option<String>,
-}
-
-impl Applied {
-    fn only(outcome: Outcome) -> Self {
-        Self {
-            outcome,
-            settled: None,
-        }
-    }
-
-    /// Logs and counts what happened to the payment; call it after the commit.
-    fn record(&self) {
-        if let Some(settled) = &self.settled {
-            let detail = PaymentDetail {
-                amount_cents: settled.amount_cents,
-                reason: settled.reason.as_deref(),
-                refund_id: None,
-            };
-            business_events::payment(settled.outcome, &settled.payment, detail);
-        }
-    }
-}
-
-/// The `reconcile_payment` job: applies the stored webhook event and marks it processed,
-/// in one transaction. Running it again for a processed event changes nothing.
+/// The `reconcile_payment` job: applies the stored webhook event and marks it processed
+/// (with its outcome and the payment it named), in one transaction. Running it again for a processed event changes nothing.
 ///
 /// An event the provider's signature cannot tie to our account (OpenPix) is first confirmed
 /// with the provider, before the transaction: a network call must not hold row locks. A
@@ -151,7 +112,11 @@ pub async fn reconcile_webhook_event(
         Confirmation::Refused(reason) => {
             tracing::warn!(%webhook_event_id, provider = source.as_str(), reason,
                 "payment webhook not confirmed by the provider; nothing applied");
-            Applied::only(Outcome::Unconfirmed)
+            Applied {
+                outcome: Outcome::Unconfirmed,
+                payment_id: named_payment(&mut tx, &parsed.event).await?,
+                settled: None,
+            }
         }
         Confirmation::NotNeeded => apply(&mut tx, templates, source, &parsed.event).await?,
         Confirmation::Confirmed { amount_cents } => {
@@ -171,16 +136,74 @@ pub async fn reconcile_webhook_event(
     };
     let outcome = applied.outcome;
     sqlx::query!(
-        "UPDATE webhook_events SET processed_at = now(), outcome = $2 WHERE id = $1",
+        r#"UPDATE webhook_events
+           SET processed_at = now(), outcome = $2, payment_id = COALESCE($3, payment_id)
+           WHERE id = $1"#,
         webhook_event_id,
         outcome.as_str(),
+        applied.payment_id,
     )
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     applied.record();
-    tracing::info!(%webhook_event_id, outcome = outcome.as_str(), "webhook reconciled");
+    tracing::info!(%webhook_event_id, outcome = outcome.as_str(), payment_id = ?applied.payment_id,
+        "webhook reconciled");
     Ok(outcome)
+}
+
+/// What applying an event did, and to which of our payments it was about.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub outcome: Outcome,
+    /// The payment the event names, whenever one of ours matched, whatever the outcome (an
+    /// amount mismatch, a payment of another provider): recorded on the event.
+    pub payment_id: Option<Uuid>,
+    /// The payment the event moved (paid, failed, flagged or to be refunded), with what the
+    /// business event says of it once the transaction has committed.
+    settled: Option<Settled>,
+}
+
+/// A payment an event moved, for its business event.
+#[derive(Debug, Clone)]
+struct Settled {
+    payment: Payment,
+    outcome: PaymentOutcome,
+    /// What the provider says was paid, when it is not the payment's amount.
+    amount_cents: Option<i64>,
+    reason: Option<String>,
+}
+
+impl Applied {
+    fn about(payment_id: Uuid, outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            payment_id: Some(payment_id),
+            settled: None,
+        }
+    }
+
+    /// Logs and counts what happened to the payment; call it after the commit.
+    fn record(&self) {
+        if let Some(settled) = &self.settled {
+            let detail = PaymentDetail {
+                amount_cents: settled.amount_cents,
+                reason: settled.reason.as_deref(),
+                refund_id: None,
+            };
+            business_events::payment(settled.outcome, &settled.payment, detail);
+        }
+    }
+}
+
+/// The payment an event names, when it is one of ours (for an event not applied).
+async fn named_payment(conn: &mut PgConnection, event: &PaymentEvent) -> Result<Option<Uuid>> {
+    let (PaymentEvent::Paid { lookup, .. } | PaymentEvent::Failed { lookup, .. }) = event else {
+        return Ok(None);
+    };
+    Ok(flow::fetch(conn, lookup_key(lookup), false)
+        .await?
+        .map(|payment| payment.id))
 }
 
 /// What the provider, asked with our own credentials, says of a "paid" event.
@@ -260,25 +283,40 @@ pub async fn apply(
             paid_at,
         } => (lookup, Some((*amount_cents, *paid_at))),
         PaymentEvent::Failed { lookup, .. } => (lookup, None),
-        PaymentEvent::Ignored => return Ok(Applied::only(Outcome::Ignored)),
+        PaymentEvent::Ignored => {
+            return Ok(Applied {
+                outcome: Outcome::Ignored,
+                payment_id: None,
+                settled: None,
+            });
+        }
     };
     let Some(payment) = find(conn, lookup).await? else {
         tracing::warn!(?lookup, "payment webhook for an unknown payment");
-        return Ok(Applied::only(Outcome::UnknownPayment));
+        return Ok(Applied {
+            outcome: Outcome::UnknownPayment,
+            payment_id: None,
+            settled: None,
+        });
     };
+    let payment_id = payment.id;
     if !source.serves(&payment.provider) || payment.method != source.method() {
-        tracing::warn!(payment_id = %payment.id, route = source.as_str(),
+        tracing::warn!(%payment_id, route = source.as_str(),
             payment_provider = %payment.provider, method = ?payment.method,
             "payment webhook names a payment of another provider; ignored");
-        return Ok(Applied::only(Outcome::ProviderMismatch));
+        return Ok(Applied::about(payment_id, Outcome::ProviderMismatch));
     }
-    match (event, paid) {
+    let (outcome, settled) = match (event, paid) {
         (_, Some((amount_cents, paid_at))) => {
-            apply_paid(conn, templates, payment, amount_cents, paid_at).await
+            apply_paid(conn, templates, payment, amount_cents, paid_at).await?
         }
-        (PaymentEvent::Failed { reason, .. }, None) => apply_failed(conn, payment, reason).await,
-        _ => Ok(Applied::only(Outcome::Ignored)),
-    }
+        (PaymentEvent::Failed { reason, .. }, None) => apply_failed(conn, payment, reason).await?,
+        _ => (Outcome::Ignored, None),
+    };
+    Ok(Applied {
+        settled,
+        ..Applied::about(payment_id, outcome)
+    })
 }
 
 fn lookup_key(lookup: &PaymentLookup) -> PaymentKey<'_> {
@@ -304,12 +342,12 @@ async fn apply_paid(
     payment: Payment,
     amount_cents: i64,
     paid_at: Option<DateTime<Utc>>,
-) -> Result<Applied> {
+) -> Result<(Outcome, Option<Settled>)> {
     if !matches!(
         payment.status,
         PaymentState::Initiating | PaymentState::Pending | PaymentState::Failed
     ) {
-        return Ok(Applied::only(Outcome::AlreadyApplied));
+        return Ok((Outcome::AlreadyApplied, None));
     }
     let order = sqlx::query!(
         r#"SELECT o.total_cents, o.number, u.name, u.email
@@ -337,15 +375,15 @@ async fn apply_paid(
             Some(&reason),
         )
         .await?;
-        return Ok(Applied {
-            outcome: Outcome::AmountMismatch,
-            settled: Some(Settled {
+        return Ok((
+            Outcome::AmountMismatch,
+            Some(Settled {
                 payment,
                 outcome: PaymentOutcome::AmountMismatch,
                 amount_cents: Some(amount_cents),
                 reason: Some(reason),
             }),
-        });
+        ));
     }
 
     if state.status != OrderStatus::PendingPayment {
@@ -387,6 +425,7 @@ async fn apply_paid(
         &SendEmail {
             message,
             key: Some(format!("payment_confirmed:{}", payment.order_id)),
+            order_id: Some(payment.order_id),
         },
     )
     .await?;
@@ -397,15 +436,15 @@ async fn apply_paid(
         },
     )
     .await?;
-    Ok(Applied {
-        outcome: Outcome::Paid,
-        settled: Some(Settled {
+    Ok((
+        Outcome::Paid,
+        Some(Settled {
             payment,
             outcome: PaymentOutcome::Paid,
             amount_cents: None,
             reason: None,
         }),
-    })
+    ))
 }
 
 fn method_name(payment: &Payment) -> String {
@@ -422,7 +461,7 @@ async fn paid_after_cancel(
     state: OrderState,
     amount_cents: i64,
     paid_at: DateTime<Utc>,
-) -> Result<Applied> {
+) -> Result<(Outcome, Option<Settled>)> {
     set_paid_status(
         conn,
         payment.id,
@@ -451,15 +490,15 @@ async fn paid_after_cancel(
         },
     )
     .await?;
-    Ok(Applied {
-        outcome: Outcome::PaidAfterCancel,
-        settled: Some(Settled {
+    Ok((
+        Outcome::PaidAfterCancel,
+        Some(Settled {
             payment,
             outcome: PaymentOutcome::PaidAfterCancel,
             amount_cents: Some(amount_cents),
             reason: Some(format!("paid while the order was {state}")),
         }),
-    })
+    ))
 }
 
 async fn set_paid_status(
@@ -485,9 +524,13 @@ async fn set_paid_status(
     Ok(())
 }
 
-async fn apply_failed(conn: &mut PgConnection, payment: Payment, reason: &str) -> Result<Applied> {
+async fn apply_failed(
+    conn: &mut PgConnection,
+    payment: Payment,
+    reason: &str,
+) -> Result<(Outcome, Option<Settled>)> {
     if !payment.status.is_active() {
-        return Ok(Applied::only(Outcome::AlreadyApplied));
+        return Ok((Outcome::AlreadyApplied, None));
     }
     sqlx::query!(
         r#"UPDATE payments SET status = 'failed', error = $2, updated_at = now() WHERE id = $1"#,
@@ -507,13 +550,13 @@ async fn apply_failed(conn: &mut PgConnection, payment: Payment, reason: &str) -
         )
         .await?;
     }
-    Ok(Applied {
-        outcome: Outcome::Failed,
-        settled: Some(Settled {
+    Ok((
+        Outcome::Failed,
+        Some(Settled {
             payment,
             outcome: PaymentOutcome::Failed,
             amount_cents: None,
             reason: Some(reason.to_owned()),
         }),
-    })
+    ))
 }

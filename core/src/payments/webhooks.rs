@@ -97,6 +97,16 @@ pub enum PaymentEvent {
     Ignored,
 }
 
+impl PaymentEvent {
+    /// How the event names its payment, when it is about one.
+    pub fn lookup(&self) -> Option<&PaymentLookup> {
+        match self {
+            Self::Paid { lookup, .. } | Self::Failed { lookup, .. } => Some(lookup),
+            Self::Ignored => None,
+        }
+    }
+}
+
 /// A verified webhook body, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedWebhook {
@@ -154,11 +164,16 @@ pub async fn store(
     body: &[u8],
 ) -> Result<Ingested> {
     let ignored = parsed.event == PaymentEvent::Ignored;
+    let payment_id = match parsed.event.lookup() {
+        Some(lookup) => payment_of(conn, lookup).await?,
+        None => None,
+    };
     let inserted = sqlx::query_scalar!(
         r#"
-        INSERT INTO webhook_events (id, provider, event_id, event_type, body, processed_at, outcome)
+        INSERT INTO webhook_events
+            (id, provider, event_id, event_type, body, processed_at, outcome, payment_id)
         VALUES ($1, $2, $3, $4, $5,
-                CASE WHEN $6 THEN now() END, CASE WHEN $6 THEN 'ignored' END)
+                CASE WHEN $6 THEN now() END, CASE WHEN $6 THEN 'ignored' END, $7)
         ON CONFLICT (provider, event_id) DO NOTHING
         RETURNING id
         "#,
@@ -168,6 +183,7 @@ pub async fn store(
         parsed.event_type,
         body,
         ignored,
+        payment_id,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -186,6 +202,33 @@ pub async fn store(
         "webhook stored"
     );
     Ok(Ingested::Stored { webhook_event_id })
+}
+
+/// The id of our payment an event names, if any. Recorded with the event when it is stored, so
+/// that operators find the event (and its reconciliation job, pending or failing) from the
+/// order before it is reconciled; reconciliation looks the payment up again, under its locks.
+async fn payment_of(conn: &mut PgConnection, lookup: &PaymentLookup) -> Result<Option<Uuid>> {
+    let found = match lookup {
+        PaymentLookup::PaymentId(id) => {
+            sqlx::query_scalar!("SELECT id FROM payments WHERE id = $1", id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        PaymentLookup::Txid(txid) => {
+            sqlx::query_scalar!("SELECT id FROM payments WHERE txid = $1", txid)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        PaymentLookup::ProviderReference(reference) => {
+            sqlx::query_scalar!(
+                "SELECT id FROM payments WHERE provider_reference = $1",
+                reference
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+    };
+    Ok(found)
 }
 
 /// Understands a verified body. Also used by reconciliation on the stored bytes.

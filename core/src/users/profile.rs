@@ -184,6 +184,7 @@ pub async fn update_profile(
         &SendEmail {
             message: notice,
             key: Some(format!("{EMAIL_CHANGED_TAG}:{change_id}")),
+            order_id: None,
         },
     )
     .await?;

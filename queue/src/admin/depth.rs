@@ -17,7 +17,7 @@ pub async fn depth(pool: &PgPool) -> Result<Vec<Depth>, sqlx::Error> {
     sqlx::query_as!(
         Depth,
         r#"SELECT job_type AS "kind!",
-                  job_state(status, attempts, max_attempts) AS "state!",
+                  cart_queue.job_state(status, attempts, max_attempts, metadata) AS "state!",
                   count(*) AS "count!",
                   extract(epoch FROM now() - min(run_at) FILTER (
                       WHERE status IN ('Pending', 'Queued') AND run_at <= now()

@@ -1,11 +1,14 @@
-//! What operators and the privacy code do to jobs: find them, look inside, retry, discard,
-//! delete, prune. The CLI (`cart-worker jobs …`) and the board are built on these; every
+//! What operators and the privacy code do to jobs: find them (by state, kind, the order or
+//! payment they serve, or text), look inside, retry, cancel, discard, delete, prune; and pause
+//! or throttle a kind for every worker process. The CLI (`cart-worker jobs …`) and the board are built on these; every
 //! function that changes something takes a connection, so the caller can audit the change
 //! in the same transaction.
 //!
-//! A job's state, as operators see it, is one of [`JobState`]: the `job_state` SQL function
-//! maps apalis' statuses onto it.
+//! A job's state, as operators see it, is one of [`JobState`]: the `cart_queue.job_state` SQL
+//! function maps apalis' statuses (and an operator's cancellation) onto it.
 
+mod cancel;
+mod controls;
 mod depth;
 mod discard;
 mod list;
@@ -13,14 +16,18 @@ mod privacy;
 mod prune;
 mod retry;
 mod show;
+pub mod throughput;
 
 use std::{fmt, str::FromStr};
 
 use sqlx::PgPool;
 
+pub(crate) use cancel::mark_ended_by_cancel;
+pub use cancel::{Cancelled, cancel, cancel_requested};
+pub use controls::{KindControl, controls, limit, pause, resume};
 pub use depth::{Depth, depth};
 pub use discard::{Discarded, discard};
-pub use list::{JobSummary, ListFilter, list};
+pub use list::{JobSummary, ListFilter, Serving, list};
 pub use privacy::delete_by_recipient;
 pub use prune::{Pruned, Retention, prune};
 pub use retry::{failed_jobs, retry};
@@ -39,16 +46,19 @@ pub enum JobState {
     Retrying,
     /// Failed for good: attempts exhausted or a permanent error.
     Failed,
+    /// Ended because an operator cancelled it: before it ran, or stopped by its handler.
+    Cancelled,
 }
 
 impl JobState {
     /// Every state, in the order of a job's life.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Pending,
         Self::Running,
         Self::Done,
         Self::Retrying,
         Self::Failed,
+        Self::Cancelled,
     ];
 
     /// The name operators type and read (`retrying`).
@@ -59,6 +69,7 @@ impl JobState {
             Self::Done => "done",
             Self::Retrying => "retrying",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -96,7 +107,7 @@ pub async fn targets(pool: &PgPool, ids: &[String]) -> Result<Vec<Target>, sqlx:
     sqlx::query_as!(
         Target,
         r#"SELECT id, job_type AS kind,
-                  job_state(status, attempts, max_attempts) AS "state!", status
+                  cart_queue.job_state(status, attempts, max_attempts, metadata) AS "state!", status
            FROM apalis.jobs WHERE id = ANY($1)
            ORDER BY id"#,
         ids,

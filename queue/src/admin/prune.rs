@@ -87,7 +87,8 @@ async fn delete_failed(
         "WITH doomed AS (
              SELECT id FROM apalis.jobs
              WHERE status IN ('Failed', 'Killed')
-               AND job_state(status, attempts, max_attempts) = 'failed'
+               AND cart_queue.job_state(status, attempts, max_attempts, metadata)
+                   IN ('failed', 'cancelled')
                AND done_at < now() - make_interval(secs => $1)
              LIMIT $2
              FOR UPDATE SKIP LOCKED

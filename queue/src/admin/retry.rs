@@ -11,10 +11,10 @@ pub async fn failed_jobs(pool: &PgPool, kind: Option<&str>) -> Result<Vec<Target
     sqlx::query_as!(
         Target,
         r#"SELECT id, job_type AS kind,
-                  job_state(status, attempts, max_attempts) AS "state!", status
+                  cart_queue.job_state(status, attempts, max_attempts, metadata) AS "state!", status
            FROM apalis.jobs
            WHERE status IN ('Failed', 'Killed')
-             AND job_state(status, attempts, max_attempts) = 'failed'
+             AND cart_queue.job_state(status, attempts, max_attempts, metadata) = 'failed'
              AND ($1::text IS NULL OR job_type = $1)
            ORDER BY id"#,
         kind,
@@ -23,16 +23,20 @@ pub async fn failed_jobs(pool: &PgPool, kind: Option<&str>) -> Result<Vec<Target
     .await
 }
 
-/// Puts the failed or retrying jobs among `ids` back in the queue, due now, and wakes the
+/// Puts the failed, retrying or cancelled jobs among `ids` back in the queue, due now (an
+/// operator's cancel forgotten), and wakes the
 /// workers of their kinds when the caller's transaction commits. Answers the ids retried
 /// (a job that changed state meanwhile is left alone).
 pub async fn retry(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<String>, sqlx::Error> {
     let retried = sqlx::query_scalar!(
         r#"UPDATE apalis.jobs
            SET status = 'Pending', attempts = 0, run_at = now(),
-               lock_by = NULL, lock_at = NULL, done_at = NULL
+               lock_by = NULL, lock_at = NULL, done_at = NULL,
+               metadata = COALESCE(metadata, ''::hstore)
+                   - ARRAY['cancel_requested_by', 'cancelled']
            WHERE id = ANY($1)
-             AND job_state(status, attempts, max_attempts) IN ('failed', 'retrying')
+             AND cart_queue.job_state(status, attempts, max_attempts, metadata)
+                 IN ('failed', 'retrying', 'cancelled')
            RETURNING id"#,
         ids,
     )

@@ -40,7 +40,7 @@ pub struct Failure {
 /// The job with this id, if there is one.
 pub async fn show(pool: &PgPool, id: &str) -> Result<Option<JobDetail>, sqlx::Error> {
     let Some(row) = sqlx::query!(
-        r#"SELECT id, job_type, job_state(status, attempts, max_attempts) AS "state!", status,
+        r#"SELECT id, job_type, cart_queue.job_state(status, attempts, max_attempts, metadata) AS "state!", status,
                   attempts, max_attempts, run_at, lock_at, lock_by, done_at, idempotency_key,
                   job, last_result->>'Err' AS last_error
            FROM apalis.jobs WHERE id = $1"#,

@@ -36,7 +36,7 @@ use ulid::Ulid;
 
 use super::{
     acks::{AckWriter, Acks},
-    claim::{ClaimGate, claim},
+    claim::{Admission, ClaimGate, claim, claim_limited},
 };
 
 /// A queue of one job kind in `apalis.jobs`, as apalis-postgres lays it out.
@@ -180,12 +180,22 @@ impl Persistence for Store {
     async fn fetch_next(&mut self, worker: &WorkerContext) -> Result<Vec<PgTask>, Error> {
         let kind = self.config.queue.as_ref();
         let wanted = self.config.batch_size.max(1);
-        let allowed = self.gate.allowance(kind, wanted).await?.min(wanted);
-        if allowed == 0 {
-            return Ok(Vec::new());
+        match self.gate.admission(kind) {
+            Admission::Closed => Ok(Vec::new()),
+            Admission::Open => {
+                let mut conn = self.pool.acquire().await?;
+                claim(&mut conn, worker.name(), kind, wanted).await
+            }
+            Admission::Limited { per_minute } => {
+                let mut conn = self.pool.acquire().await?;
+                let claimed =
+                    claim_limited(&mut conn, worker.name(), kind, wanted, per_minute).await?;
+                if let Some(after) = claimed.used_up_for {
+                    self.gate.hold(kind, after);
+                }
+                Ok(claimed.tasks)
+            }
         }
-        let mut conn = self.pool.acquire().await?;
-        claim(&mut conn, worker.name(), kind, allowed).await
     }
 
     async fn handle_events(

@@ -5,31 +5,122 @@
 //! lock fields, `SKIP LOCKED`); the contract test below compares the two on a populated
 //! table, so an apalis upgrade that changes its claim fails here.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use apalis_core::{
     backend::queue::Queue,
     task::{builder::TaskBuilder, metadata::MetadataStore, status::Status, task_id::TaskId},
 };
 use apalis_postgres::{Error, PgTask};
-use futures::future::BoxFuture;
-use sqlx::{AssertSqlSafe, PgConnection, postgres::types::PgHstore};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, postgres::types::PgHstore};
 
-/// Decides how many jobs of a kind a worker may claim now; the runtime asks before every
-/// claim. Zero means "not now": the worker claims nothing and looks again at its next
-/// wake-up or poll, so a held-back job waits and never fails.
-pub(crate) trait ClaimGate: Send + Sync + 'static {
-    fn allowance<'a>(&'a self, kind: &'a str, wanted: usize)
-    -> BoxFuture<'a, Result<usize, Error>>;
+/// What a worker may claim of its kind now, as the operators' controls say (see
+/// `runtime::controls`): the runtime asks before every claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// A full batch.
+    Open,
+    /// Nothing now (paused, or a limit used up): the worker claims nothing and looks again
+    /// at its next wake-up or poll, so a held-back job waits and never fails.
+    Closed,
+    /// At most `per_minute` starts in any sixty seconds, counted across every process.
+    Limited { per_minute: u32 },
 }
 
-/// The gate of a queue without pauses or limits: every claim may take a full batch.
-pub(crate) struct Open;
+/// Decides what a worker may claim of a kind now.
+pub(crate) trait ClaimGate: Send + Sync + 'static {
+    fn admission(&self, kind: &str) -> Admission;
+    /// A limited kind has no starts left until `after` from now: answer `Closed` until then,
+    /// without asking the database.
+    fn hold(&self, kind: &str, after: Duration);
+}
 
-impl ClaimGate for Open {
-    fn allowance<'a>(&'a self, _: &'a str, wanted: usize) -> BoxFuture<'a, Result<usize, Error>> {
-        Box::pin(std::future::ready(Ok(wanted)))
+/// What a claim of a limited kind answers: the jobs, and when the limit frees up when it
+/// left nothing to claim.
+pub(crate) struct LimitedClaim {
+    pub(crate) tasks: Vec<PgTask>,
+    pub(crate) used_up_for: Option<Duration>,
+}
+
+/// Claims up to `wanted` due jobs of a kind limited to `per_minute` starts a minute.
+///
+/// The kind's control row is locked for the claim's transaction, so the claims of every
+/// process take turns: each counts the starts of the last sixty seconds, claims at most what
+/// is left, and records its own. The limit is read again under the lock, so a limit changed
+/// or cleared a moment ago is the one applied. Times are the statements' own, not the
+/// transaction's: a claim that waited for the lock counts from when it claims.
+pub(crate) async fn claim_limited(
+    conn: &mut PgConnection,
+    worker: &str,
+    kind: &str,
+    wanted: usize,
+    per_minute: u32,
+) -> Result<LimitedClaim, Error> {
+    let mut tx = conn.begin().await?;
+    let control: Option<(Option<i32>, bool)> = sqlx::query_as(
+        "SELECT per_minute, paused_at IS NOT NULL FROM cart_queue.kind_controls
+         WHERE kind = $1 FOR UPDATE",
+    )
+    .bind(kind)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let per_minute = match control {
+        Some((_, true)) => {
+            return Ok(LimitedClaim {
+                tasks: Vec::new(),
+                used_up_for: None,
+            });
+        }
+        Some((Some(limit), false)) => u32::try_from(limit).unwrap_or(per_minute),
+        // The limit was cleared a moment ago: a plain claim.
+        Some((None, false)) | None => {
+            let tasks = claim(&mut tx, worker, kind, wanted).await?;
+            tx.commit().await?;
+            return Ok(LimitedClaim {
+                tasks,
+                used_up_for: None,
+            });
+        }
+    };
+    let (started, frees_in_ms): (i64, Option<f64>) = sqlx::query_as(
+        "WITH expired AS (
+             DELETE FROM cart_queue.kind_starts
+             WHERE kind = $1 AND started_at <= statement_timestamp() - interval '1 minute'
+         )
+         SELECT count(*),
+                extract(epoch FROM min(started_at) + interval '1 minute'
+                                   - statement_timestamp())::float8 * 1000
+         FROM cart_queue.kind_starts
+         WHERE kind = $1 AND started_at > statement_timestamp() - interval '1 minute'",
+    )
+    .bind(kind)
+    .fetch_one(&mut *tx)
+    .await?;
+    let left = usize::try_from(i64::from(per_minute) - started).unwrap_or(0);
+    if left == 0 {
+        tx.commit().await?;
+        let wait_ms = frees_in_ms.unwrap_or(1000.0).clamp(50.0, 60_000.0);
+        return Ok(LimitedClaim {
+            tasks: Vec::new(),
+            used_up_for: Some(Duration::from_millis(wait_ms as u64)),
+        });
     }
+    let tasks = claim(&mut tx, worker, kind, wanted.min(left)).await?;
+    if !tasks.is_empty() {
+        sqlx::query(
+            "INSERT INTO cart_queue.kind_starts (kind, started_at)
+             SELECT $1, statement_timestamp() FROM generate_series(1, $2)",
+        )
+        .bind(kind)
+        .bind(i32::try_from(tasks.len()).unwrap_or(i32::MAX))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(LimitedClaim {
+        tasks,
+        used_up_for: None,
+    })
 }
 
 /// Claims up to `limit` due jobs of `kind` for `worker`.
@@ -199,6 +290,107 @@ mod tests {
         let table = snapshot(&mut tx).await;
         tx.rollback().await.expect("rollback");
         (batches, table)
+    }
+
+    async fn due_jobs(pool: &PgPool, kind: &str, count: i32) {
+        sqlx::query(
+            "INSERT INTO apalis.jobs
+                 (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata)
+             SELECT lpad(n::text, 26, '0'), $1, '{}'::bytea, 'Pending', 0, 3,
+                    now() - interval '1 minute', 0, ''::hstore
+             FROM generate_series(1, $2) AS n",
+        )
+        .bind(kind)
+        .bind(count)
+        .execute(pool)
+        .await
+        .expect("jobs");
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn claimers_of_a_limited_kind_share_its_limit(pool: PgPool) {
+        cart_migrations::migrate(&pool).await.expect("schema");
+        due_jobs(&pool, "mine", 40).await;
+        let mut conn = pool.acquire().await.expect("connection");
+        crate::admin::limit(&mut conn, "mine", Some(7), "tester")
+            .await
+            .expect("limit");
+        // Two workers of two processes claim at once, batch after batch.
+        let claimer = |worker: &'static str| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut conn = pool.acquire().await.expect("connection");
+                let mut claimed = 0;
+                let mut used_up_for = None;
+                for _ in 0..6 {
+                    let answer = claim_limited(&mut conn, worker, "mine", 3, 7)
+                        .await
+                        .expect("claim");
+                    claimed += answer.tasks.len();
+                    used_up_for = used_up_for.or(answer.used_up_for);
+                }
+                (claimed, used_up_for)
+            })
+        };
+        let (a, b) = (claimer("worker-a"), claimer("worker-b"));
+        let (a, b) = (a.await.expect("a"), b.await.expect("b"));
+        assert_eq!(
+            a.0 + b.0,
+            7,
+            "seven starts in the minute, however they were shared"
+        );
+        for wait in [a.1, b.1].into_iter().flatten() {
+            assert!(
+                wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+                "held until the oldest start leaves the window, not {wait:?}"
+            );
+        }
+        assert!(
+            a.1.is_some() || b.1.is_some(),
+            "the limit was reported used up"
+        );
+        let queued: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE status = 'Queued'")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        assert_eq!(queued, 7);
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_limited_claim_rechecks_the_controls_under_its_lock(pool: PgPool) {
+        cart_migrations::migrate(&pool).await.expect("schema");
+        due_jobs(&pool, "mine", 10).await;
+        let mut conn = pool.acquire().await.expect("connection");
+        crate::admin::limit(&mut conn, "mine", Some(5), "tester")
+            .await
+            .expect("limit");
+        crate::admin::pause(&mut conn, "mine", "tester")
+            .await
+            .expect("pause");
+        // The worker's copy still says "limited": the row says paused, and wins.
+        let answer = claim_limited(&mut conn, "worker-1", "mine", 4, 5)
+            .await
+            .expect("claim");
+        assert!(answer.tasks.is_empty());
+        assert_eq!(answer.used_up_for, None);
+
+        crate::admin::resume(&mut conn, "mine")
+            .await
+            .expect("resume");
+        crate::admin::limit(&mut conn, "mine", None, "tester")
+            .await
+            .expect("clear");
+        // Cleared a moment ago: a full batch, nothing counted.
+        let answer = claim_limited(&mut conn, "worker-1", "mine", 4, 5)
+            .await
+            .expect("claim");
+        assert_eq!(answer.tasks.len(), 4);
+        let counted: i64 = sqlx::query_scalar("SELECT count(*) FROM cart_queue.kind_starts")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(counted, 0);
     }
 
     #[sqlx::test(migrations = false)]

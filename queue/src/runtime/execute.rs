@@ -27,6 +27,9 @@ use crate::{Context, Handler, JobError, Run, job::Envelope, metrics};
 /// How long [`Handler::on_gave_up`] may take.
 const GAVE_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The metadata key of an operator's cancel (`admin::cancel`).
+const CANCEL_REQUESTED: &str = "cancel_requested_by";
+
 /// Errors are stored in the job row and in `job_failures`; a runaway message is cut here.
 const MAX_ERROR_CHARS: usize = 4000;
 
@@ -91,10 +94,17 @@ async fn execute<J: Handler<C>, C: Context>(
     if let Some(traceparent) = args.get("traceparent").and_then(Value::as_str) {
         shared.ctx.continue_trace(&span, traceparent);
     }
+    // An operator cancelled the job before it was claimed (the claim read its metadata): the
+    // handler never runs; `fail` runs the kind's clean-up and ends it as cancelled.
+    let cancelled = ctx.metadata().as_ref().contains_key(CANCEL_REQUESTED);
     async move {
         metrics::job_started(J::NAME);
         let started = Instant::now();
-        let outcome = attempt_job::<J, C>(&shared, &args, &job_id, attempt, max_attempts).await;
+        let outcome = if cancelled {
+            Err(JobError::cancelled())
+        } else {
+            attempt_job::<J, C>(&shared, &args, &job_id, attempt, max_attempts).await
+        };
         let elapsed = started.elapsed();
         match outcome {
             Ok(()) => {
@@ -186,9 +196,23 @@ async fn fail<J: Handler<C>, C: Context>(
     err: JobError,
     elapsed: Duration,
 ) -> Result<(), BoxDynError> {
-    let mut permanent = err.is_permanent();
-    let mut message: String = err.to_string().chars().take(MAX_ERROR_CHARS).collect();
+    // A job an operator asked to stop does not run again, however it failed (a handler that
+    // cannot stop mid-call finishes its attempt; if that attempt fails, it ends here).
+    let cancelled = err.is_cancellation()
+        || crate::admin::cancel_requested(&shared.pool, attempt.job_id)
+            .await
+            .unwrap_or(false);
+    let mut permanent = err.is_permanent() || cancelled;
+    let mut message: String = if cancelled && !err.is_cancellation() {
+        format!("cancelled by an operator after: {err}")
+    } else {
+        err.to_string()
+    }
+    .chars()
+    .take(MAX_ERROR_CHARS)
+    .collect();
     let (mut retry_in, mut gives_back_attempt) = match &err {
+        _ if cancelled => (None, false),
         JobError::Deferred { after, .. } => (Some(*after), true),
         _ => (
             (!permanent && attempt.number < attempt.max_attempts)
@@ -236,6 +260,14 @@ async fn fail<J: Handler<C>, C: Context>(
                 "job failed; it will be retried"
             );
             Err(message.into())
+        }
+        None if cancelled => {
+            if let Err(db_err) = crate::admin::mark_ended_by_cancel(&shared.pool, job_id).await {
+                tracing::error!(error = %db_err, "could not record that the job was cancelled");
+            }
+            metrics::job_finished(J::NAME, "cancelled", elapsed);
+            tracing::info!(reason = %message, "job cancelled");
+            Err(Box::new(AbortError::new(message)))
         }
         None if permanent => {
             metrics::job_finished(J::NAME, "failed", elapsed);

@@ -9,6 +9,7 @@
 mod acks;
 mod backend;
 mod claim;
+mod controls;
 mod execute;
 mod failures;
 mod notifications;
@@ -114,15 +115,22 @@ impl Runtime {
     ) -> Self {
         let (shutdown, _) = watch::channel(false);
         let names = WorkerNames::default();
+        let controls = Arc::new(controls::Controls::default());
         let shared = Arc::new(Shared {
             ctx,
             pool: pool.clone(),
-            gate: Arc::new(claim::Open),
+            gate: controls.clone(),
             retry: config.retry,
             job_timeout: config.job_timeout,
         });
         let notifications = Arc::new(JobNotifications::start(notices, &registry.names()));
         let mut tasks = JoinSet::new();
+        tasks.spawn(controls::refresh(
+            controls,
+            pool.clone(),
+            notifications.clone(),
+            shutdown.subscribe(),
+        ));
         for kind in registry.kinds() {
             tasks.spawn(supervise::supervise(
                 kind.name,
@@ -197,4 +205,16 @@ impl Runtime {
         );
         ShutdownReport { drained, released }
     }
+}
+
+/// Claims what a worker of `kind` would claim now, for tests elsewhere in the crate: the ids.
+#[cfg(test)]
+pub(crate) async fn claim_for_tests(pool: &PgPool, kind: &str) -> Vec<String> {
+    let mut conn = pool.acquire().await.expect("a connection");
+    claim::claim(&mut conn, "test-worker", kind, 16)
+        .await
+        .expect("a claim")
+        .iter()
+        .filter_map(|task| task.task_id().map(ToString::to_string))
+        .collect()
 }

@@ -69,6 +69,20 @@ impl JobNotifications {
     }
 }
 
+impl JobNotifications {
+    /// Wakes the workers of `kind` as a notification naming it would (an operator resumed it).
+    pub(crate) fn wake(&self, kind: &str) {
+        if let Some(sender) = self.kinds.get(kind) {
+            sender.send_replace(());
+        }
+    }
+
+    /// Wakes the workers of every kind (the controls became known).
+    pub(crate) fn wake_all(&self) {
+        wake_all(&self.kinds);
+    }
+}
+
 impl Drop for JobNotifications {
     fn drop(&mut self) {
         self.listener.abort();

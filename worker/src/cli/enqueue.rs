@@ -5,7 +5,7 @@
 use cart_queue::{Encoded, Envelope, Origin};
 use serde_json::{Value, json};
 
-use super::{CliError, Ctx, audit};
+use super::{CliError, Ctx, audit, output};
 
 #[derive(Debug, clap::Args)]
 pub struct Opts {
@@ -14,6 +14,9 @@ pub struct Opts {
     /// The job's payload as JSON, e.g. '{"tick": "2026-11-25T12:00:00Z"}'.
     #[arg(long)]
     pub payload: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
@@ -41,7 +44,8 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     })
     .map_err(anyhow::Error::from)?;
     let key = checked.idempotency_key;
-    let job = Encoded::raw(kind.name, envelope, kind.max_attempts, key.clone());
+    let job =
+        Encoded::raw(kind.name, envelope, kind.max_attempts, key.clone()).serving(checked.serves);
     let mut tx = ctx.pool.begin().await?;
     let Some(id) = cart_queue::enqueue(&mut tx, &job)
         .await
@@ -62,5 +66,11 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     )
     .await?;
     tx.commit().await?;
+    if opts.json {
+        return output::json(
+            ctx,
+            &json!({ "id": id, "kind": kind.name, "request_id": request_id }),
+        );
+    }
     ctx.say(format!("enqueued {} job {id}", kind.name))
 }

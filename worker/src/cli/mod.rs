@@ -1,18 +1,22 @@
 //! The command line: `cart-worker run` (the default) and the operator commands
-//! `cart-worker jobs …`, one module per subcommand, over `cart_queue::admin`.
+//! `cart-worker jobs …` (over `cart_queue::admin`) and `cart-worker orders …`, one module per
+//! subcommand.
 //!
 //! Exit codes: 0 done; 1 unexpected failure (e.g. database unreachable); 2 bad input (also
-//! clap's usage errors); 3 unknown job id; 4 a job's state does not allow the action (or the
-//! job already exists); 5 cancelled at the confirmation prompt.
+//! clap's usage errors); 3 unknown job, order or payment; 4 a job's state does not allow the
+//! action (or the job already exists); 5 cancelled at the confirmation prompt.
 
+pub mod cancel;
+pub mod controls;
 pub mod discard;
 pub mod enqueue;
 pub mod list;
+pub mod orders;
 pub mod retry;
 pub mod show;
 pub mod stats;
 
-mod audit;
+pub(crate) mod audit;
 mod output;
 
 use std::io::{BufRead, Write};
@@ -40,6 +44,8 @@ pub enum Command {
     Run,
     /// Inspect and operate the job queue.
     Jobs(JobsArgs),
+    /// Look into orders: what happened to one, from every record of it.
+    Orders(orders::Args),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +71,14 @@ pub enum JobsCommand {
     Discard(discard::Opts),
     /// Enqueue a job by hand.
     Enqueue(enqueue::Opts),
+    /// Cancel waiting jobs (they never run); ask running ones to stop.
+    Cancel(cancel::Opts),
+    /// Stop every worker process from claiming a kind; its jobs wait.
+    Pause(controls::PauseOpts),
+    /// Let every worker process claim a paused kind again.
+    Resume(controls::PauseOpts),
+    /// Limit a kind's starts per minute across every worker process (`--clear` removes it).
+    Limit(controls::LimitOpts),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +180,15 @@ pub fn parse_state(raw: &str) -> Result<JobState, String> {
     })
 }
 
+/// Runs an operator command (any but `run`).
+pub async fn run_operator(command: Command, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
+    match command {
+        Command::Run => Err(CliError::Invalid("`run` is not an operator command".into())),
+        Command::Jobs(args) => run_jobs(args.command, ctx).await,
+        Command::Orders(args) => orders::run(args.command, ctx).await,
+    }
+}
+
 pub async fn run_jobs(command: JobsCommand, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     match command {
         JobsCommand::Stats(opts) => stats::run(opts, ctx).await,
@@ -174,6 +197,10 @@ pub async fn run_jobs(command: JobsCommand, ctx: &mut Ctx<'_>) -> Result<(), Cli
         JobsCommand::Retry(opts) => retry::run(opts, ctx).await,
         JobsCommand::Discard(opts) => discard::run(opts, ctx).await,
         JobsCommand::Enqueue(opts) => enqueue::run(opts, ctx).await,
+        JobsCommand::Cancel(opts) => cancel::run(opts, ctx).await,
+        JobsCommand::Pause(opts) => controls::pause(opts, ctx).await,
+        JobsCommand::Resume(opts) => controls::resume(opts, ctx).await,
+        JobsCommand::Limit(opts) => controls::limit(opts, ctx).await,
     }
 }
 
@@ -251,6 +278,48 @@ mod tests {
             Cli::try_parse_from(["cart-worker", "jobs", "retry", "--kind", "send_email"]).is_err()
         );
         assert!(Cli::try_parse_from(["cart-worker", "jobs", "discard"]).is_err());
+        assert!(Cli::try_parse_from(["cart-worker", "jobs", "cancel"]).is_err());
+        assert!(Cli::try_parse_from(["cart-worker", "jobs", "pause"]).is_err());
+        let limit = |args: &[&str]| {
+            Cli::try_parse_from(
+                ["cart-worker", "jobs", "limit", "emit_invoice"]
+                    .iter()
+                    .chain(args),
+            )
+        };
+        assert!(limit(&["--per-minute", "100"]).is_ok());
+        assert!(limit(&["--clear"]).is_ok());
+        assert!(limit(&[]).is_err(), "a limit or --clear");
+        assert!(limit(&["--per-minute", "0"]).is_err());
+        assert!(limit(&["--per-minute", "5", "--clear"]).is_err());
+        let order =
+            |args: &[&str]| Cli::try_parse_from(["cart-worker", "jobs", "list"].iter().chain(args));
+        assert!(order(&["--order", "CART-7K3M9Q2X", "--json"]).is_ok());
+        assert!(order(&["--payment", "not-a-uuid"]).is_err());
+        assert!(
+            order(&[
+                "--order",
+                "CART-7K3M9Q2X",
+                "--payment",
+                "0191d0a8-0000-7000-8000-000000000000"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from([
+            "cart-worker",
+            "orders",
+            "timeline",
+            "CART-7F3K2Q9X",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Orders(orders::Args {
+                command: orders::OrdersCommand::Timeline(orders::TimelineOpts { json: true, .. }),
+            }))
+        ));
+        assert!(Cli::try_parse_from(["cart-worker", "orders", "timeline"]).is_err());
     }
 
     #[test]

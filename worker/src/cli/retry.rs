@@ -25,9 +25,12 @@ pub struct Opts {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
-const RETRYABLE: [&str; 2] = ["failed", "retrying"];
+const RETRYABLE: [&str; 3] = ["failed", "retrying", "cancelled"];
 
 pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     let targets = if opts.all_failed {
@@ -41,22 +44,37 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
             .collect();
         if !refused.is_empty() {
             return Err(CliError::NotAllowed(format!(
-                "only failed or retrying jobs can be retried: {}; nothing was changed",
+                "only failed, retrying or cancelled jobs can be retried: {}; nothing was changed",
                 refused.join(", ")
             )));
         }
         targets
     };
     if targets.is_empty() {
+        if opts.json {
+            return output::json(ctx, &json!({ "dry_run": opts.dry_run, "retried": [] }));
+        }
         return ctx.say("no failed jobs to retry");
     }
     let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
     if opts.dry_run {
+        if opts.json {
+            let jobs: Vec<_> = targets
+                .iter()
+                .map(|t| json!({ "id": t.id, "kind": t.kind, "state": t.state }))
+                .collect();
+            return output::json(ctx, &json!({ "dry_run": true, "jobs": jobs }));
+        }
         ctx.say(format!("would retry {} job(s):", ids.len()))?;
         return output::table(ctx, targets.iter().map(row));
     }
     let actor = ctx.actor()?;
     if opts.all_failed || ids.len() > 1 {
+        if opts.json && !opts.yes {
+            return Err(CliError::Invalid(
+                "--json cannot ask for confirmation: add --yes; nothing was changed".into(),
+            ));
+        }
         ctx.confirm(&format!("Retry {} job(s)?", ids.len()), opts.yes)?;
     }
     let mut tx = ctx.pool.begin().await?;
@@ -70,6 +88,9 @@ pub async fn run(opts: Opts, ctx: &mut Ctx<'_>) -> Result<(), CliError> {
     )
     .await?;
     tx.commit().await?;
+    if opts.json {
+        return output::json(ctx, &json!({ "dry_run": false, "retried": retried }));
+    }
     if retried.len() < ids.len() {
         ctx.say(format!(
             "retried {} of {} job(s); the others changed state meanwhile",

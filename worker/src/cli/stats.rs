@@ -1,5 +1,5 @@
-//! `jobs stats`: how many jobs of each kind are in each state, and how long the oldest due
-//! job has been waiting.
+//! `jobs stats`: how many jobs of each kind are in each state, how long the oldest due job
+//! has been waiting, and which kinds are paused or limited.
 
 use std::collections::BTreeMap;
 
@@ -29,8 +29,44 @@ pub struct KindStats {
     pub failed: i64,
     #[tabled(rename = "DONE")]
     pub done: i64,
+    #[tabled(rename = "CANCELLED")]
+    pub cancelled: i64,
     #[tabled(rename = "OLDEST PENDING", display = "display_age")]
     pub oldest_pending_secs: Option<i64>,
+    /// `paused` (since when, by whom), a limit (`≤ 100/min, 12 in the last minute`), or `-`.
+    #[tabled(rename = "CONTROL", display = "display_control")]
+    pub control: Option<Control>,
+}
+
+/// What an operator set on a kind.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Control {
+    pub paused: bool,
+    pub paused_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub paused_by: Option<String>,
+    pub per_minute: Option<i32>,
+    pub started_last_minute: i64,
+}
+
+fn display_control(control: &Option<Control>) -> String {
+    let Some(control) = control else {
+        return "-".into();
+    };
+    let mut parts = Vec::new();
+    if control.paused {
+        parts.push(format!(
+            "paused {} by {}",
+            output::optional_time(control.paused_at),
+            control.paused_by.as_deref().unwrap_or("?")
+        ));
+    }
+    if let Some(per_minute) = control.per_minute {
+        parts.push(format!(
+            "≤ {per_minute}/min ({} in the last minute)",
+            control.started_last_minute
+        ));
+    }
+    parts.join("; ")
 }
 
 fn display_age(secs: &Option<i64>) -> String {
@@ -50,11 +86,21 @@ pub async fn collect(ctx: &Ctx<'_>) -> Result<Vec<KindStats>, CliError> {
             "running" => stats.running += depth.count,
             "retrying" => stats.retrying += depth.count,
             "done" => stats.done += depth.count,
+            "cancelled" => stats.cancelled += depth.count,
             _ => stats.failed += depth.count,
         }
         if let Some(secs) = depth.oldest_due_secs {
             stats.oldest_pending_secs = Some(stats.oldest_pending_secs.unwrap_or(0).max(secs));
         }
+    }
+    for control in cart_queue::admin::controls(ctx.pool).await? {
+        by_kind.entry(control.kind.clone()).or_default().control = Some(Control {
+            paused: control.paused_at.is_some(),
+            paused_at: control.paused_at,
+            paused_by: control.paused_by,
+            per_minute: control.per_minute,
+            started_last_minute: control.started_last_minute,
+        });
     }
     Ok(by_kind
         .into_iter()

@@ -3,12 +3,12 @@
 //! only keeps the table (and what a copy of the database holds) small.
 
 use cart_core::jobs::maintenance::PurgeResetTokens;
-use cart_queue::{Handler, JobError, Run};
+use cart_queue::{Handler, JobError, Run, admin};
 
 use crate::deps::Deps;
 
 impl Handler<Deps> for PurgeResetTokens {
-    async fn run(self, deps: &Deps, _run: &Run) -> Result<(), JobError> {
+    async fn run(self, deps: &Deps, run: &Run) -> Result<(), JobError> {
         let batch = deps.settings.prune_batch.max(1);
         let mut purged = 0;
         loop {
@@ -28,6 +28,11 @@ impl Handler<Deps> for PurgeResetTokens {
             purged += deleted;
             if deleted < u64::try_from(batch).unwrap_or(u64::MAX) {
                 break;
+            }
+            // Each batch stands alone, so an operator's cancel can stop here safely.
+            if admin::cancel_requested(&deps.pool, &run.job_id).await? {
+                tracing::info!(purged, "stopped on an operator's request");
+                return Err(JobError::cancelled());
             }
         }
         tracing::info!(purged, "purged unusable password-reset tokens");

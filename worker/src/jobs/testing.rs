@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use cart_core::jobs::{Job, TickJob};
+use cart_core::jobs::{Job, Serves, TickJob};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use cart_queue::{Handler, JobError, Run};
 
@@ -15,7 +16,8 @@ use crate::deps::Deps;
 
 /// Records its execution in `worker_test_runs`, after an optional sleep. While
 /// `worker_test_failures` holds a positive count for its key, each attempt fails (retryably)
-/// and decrements it; with `permanent`, it fails permanently instead.
+/// and decrements it; with `permanent`, it fails permanently instead. With `order_id` it
+/// serves that order, as a real job would (the board's browser test finds it by the order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub key: String,
@@ -23,16 +25,38 @@ pub struct Record {
     pub sleep_ms: u64,
     #[serde(default)]
     pub permanent: bool,
+    /// Sleeps in short steps, stopping when an operator cancels it.
+    #[serde(default)]
+    pub stoppable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
 }
 
 impl Job for Record {
     const NAME: &'static str = "test_record";
     const MAX_ATTEMPTS: i32 = 3;
+
+    fn serves(&self) -> Serves {
+        Serves {
+            order_id: self.order_id,
+            ..Serves::default()
+        }
+    }
 }
 
 impl Handler<Deps> for Record {
     async fn run(self, deps: &Deps, run: &Run) -> Result<(), JobError> {
-        if self.sleep_ms > 0 {
+        if self.stoppable {
+            let step = Duration::from_millis(100);
+            let mut slept = Duration::ZERO;
+            while slept < Duration::from_millis(self.sleep_ms) {
+                if cart_queue::admin::cancel_requested(&deps.pool, &run.job_id).await? {
+                    return Err(JobError::cancelled());
+                }
+                tokio::time::sleep(step).await;
+                slept += step;
+            }
+        } else if self.sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
         }
         if self.permanent {

@@ -11,7 +11,11 @@ use sqlx::PgPool;
 use crate::helpers::{self, record, runs, wait_for_status};
 
 /// Runs `cart-worker jobs <args>` as operator "tester", typing `input` at any prompt.
-async fn jobs(pool: &PgPool, args: &[&str], input: &str) -> (Result<(), CliError>, String) {
+pub(crate) async fn jobs(
+    pool: &PgPool,
+    args: &[&str],
+    input: &str,
+) -> (Result<(), CliError>, String) {
     let argv = ["cart-worker", "jobs", "--actor", "tester"]
         .into_iter()
         .chain(args.iter().copied());
@@ -34,7 +38,7 @@ async fn jobs(pool: &PgPool, args: &[&str], input: &str) -> (Result<(), CliError
     (result, String::from_utf8(out).unwrap())
 }
 
-async fn ok(pool: &PgPool, args: &[&str]) -> String {
+pub(crate) async fn ok(pool: &PgPool, args: &[&str]) -> String {
     let (result, out) = jobs(pool, args, "").await;
     if let Err(e) = result {
         panic!("jobs {args:?} failed: {e}\n{out}");
@@ -42,7 +46,7 @@ async fn ok(pool: &PgPool, args: &[&str]) -> String {
     out
 }
 
-async fn exit_code(pool: &PgPool, args: &[&str], input: &str) -> u8 {
+pub(crate) async fn exit_code(pool: &PgPool, args: &[&str], input: &str) -> u8 {
     jobs(pool, args, input)
         .await
         .0

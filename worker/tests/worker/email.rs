@@ -28,7 +28,11 @@ fn reset_email() -> SendEmail {
             },
         )
         .unwrap();
-    SendEmail { message, key: None }
+    SendEmail {
+        message,
+        key: None,
+        order_id: None,
+    }
 }
 
 fn start(pool: &PgPool, mailer: Arc<RecordingMailer>) -> Runtime {

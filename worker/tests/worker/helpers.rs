@@ -124,6 +124,8 @@ pub fn record(key: &str) -> Record {
         key: key.into(),
         sleep_ms: 0,
         permanent: false,
+        stoppable: false,
+        order_id: None,
     }
 }
 

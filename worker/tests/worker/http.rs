@@ -7,7 +7,8 @@ use tower::ServiceExt;
 use crate::helpers;
 
 async fn get(pool: &PgPool, path: &str) -> (u16, String) {
-    let router = cart_worker::http::router(pool.clone(), cart_worker::metrics::install());
+    let router =
+        cart_worker::http::router(pool.clone(), cart_worker::metrics::install(), None).unwrap();
     let response = router
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await

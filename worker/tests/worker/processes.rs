@@ -70,9 +70,8 @@ async fn a_job_whose_worker_is_killed_is_finished_once_by_another_worker(pool: P
     let id = helpers::enqueue(
         &pool,
         &Record {
-            key: "survivor".into(),
             sleep_ms: 3000,
-            permanent: false,
+            ..helpers::record("survivor")
         },
     )
     .await;

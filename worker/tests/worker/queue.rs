@@ -94,9 +94,8 @@ async fn a_permanent_error_fails_the_job_at_once(pool: PgPool) {
     let id = helpers::enqueue(
         &pool,
         &Record {
-            key: "doomed".into(),
-            sleep_ms: 0,
             permanent: true,
+            ..helpers::record("doomed")
         },
     )
     .await;
@@ -250,9 +249,8 @@ async fn shutdown_lets_running_jobs_finish(pool: PgPool) {
     let id = helpers::enqueue(
         &pool,
         &Record {
-            key: "slow".into(),
             sleep_ms: 1500,
-            permanent: false,
+            ..helpers::record("slow")
         },
     )
     .await;
@@ -272,9 +270,8 @@ async fn a_shutdown_that_times_out_returns_running_jobs_to_the_queue(pool: PgPoo
     let id = helpers::enqueue(
         &pool,
         &Record {
-            key: "too-slow".into(),
             sleep_ms: 4000,
-            permanent: false,
+            ..helpers::record("too-slow")
         },
     )
     .await;

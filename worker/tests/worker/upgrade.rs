@@ -69,8 +69,55 @@ async fn a_database_left_by_the_release_upgrades_and_its_jobs_run(pool: PgPool) 
     .await
     .unwrap();
 
+    // Finished jobs of an order and a payment, as the release wrote them: they name what
+    // they serve only in their payload (or, for e-mails, their key).
+    let (order_id, payment_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO apalis.jobs
+             (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata,
+              idempotency_key, done_at)
+         VALUES ($1, 'expire_order', convert_to($4, 'UTF8'), 'Done', 1, 5, now(), 0, ''::hstore,
+                 NULL, now()),
+                ($2, 'send_email', convert_to('{\"request_id\":null,\"payload\":{}}', 'UTF8'),
+                 'Done', 1, 5, now(), 0, ''::hstore, 'order_placed:' || $6, now()),
+                ($3, 'initiate_payment', convert_to($5, 'UTF8'), 'Done', 1, 5, now(), 0,
+                 ''::hstore, NULL, now())",
+    )
+    .bind("01KBRE1EASED00000000000004")
+    .bind("01KBRE1EASED00000000000005")
+    .bind("01KBRE1EASED00000000000006")
+    .bind(format!(
+        r#"{{"request_id":null,"payload":{{"order_id":"{order_id}"}}}}"#
+    ))
+    .bind(format!(
+        r#"{{"request_id":null,"payload":{{"payment_id":"{payment_id}"}}}}"#
+    ))
+    .bind(order_id.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+
     // What `cart-api migrate` runs on deploy, then the new worker.
     cart_core::db::migrate(&pool).await.unwrap();
+    let served: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT id, metadata -> 'order_id', metadata -> 'payment_id' FROM apalis.jobs
+         WHERE id IN ('01KBRE1EASED00000000000004', '01KBRE1EASED00000000000005',
+                      '01KBRE1EASED00000000000006')
+         ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let (order, payment) = (Some(order_id.to_string()), Some(payment_id.to_string()));
+    assert_eq!(
+        served,
+        vec![
+            ("01KBRE1EASED00000000000004".into(), order.clone(), None),
+            ("01KBRE1EASED00000000000005".into(), order, None),
+            ("01KBRE1EASED00000000000006".into(), None, payment),
+        ],
+        "released jobs are found by the order and payment they serve"
+    );
     let worker = WorkerProcess::spawn(&pool);
     for id in [with_request, without_request] {
         wait_for_status(&pool, id, "Done", Duration::from_secs(20)).await;
