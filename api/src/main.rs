@@ -35,12 +35,24 @@ enum UsersCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     cart_core::config::load_dotenv();
-    if let Err(e) = cart_core::telemetry::init("info") {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    // Only the server exports traces; the one-shot commands log.
+    let telemetry = match command {
+        Command::Serve => cart_core::telemetry::init_serving("info", "cart-api"),
+        _ => cart_core::telemetry::init("info").map(|()| None),
+    };
+    let traces = match telemetry {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(command).await;
+    if let Some(traces) = traces {
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
     }
-    let cli = Cli::parse();
-    match run(cli).await {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -49,8 +61,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve => serve().await,
         Command::Migrate => {
             let db = cart_core::db::DbConfig::from_env()?;

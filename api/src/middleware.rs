@@ -14,6 +14,7 @@ use axum::{
     http::{HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use cart_core::telemetry::traces;
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -96,9 +97,17 @@ where
         let path = req.uri().path().to_owned();
         let span = tracing::info_span!(
             "request",
+            otel.kind = "server",
             request_id = %request_id,
             user_id = tracing::field::Empty,
         );
+        // A caller that traces (a gateway, a front end) gets its trace continued.
+        if traces::exporting()
+            && let Some(parent) = req.headers().get("traceparent")
+            && let Ok(parent) = parent.to_str()
+        {
+            traces::continue_trace(&span, parent);
+        }
         let slot = RequestSlot::new(span.clone());
         req.extensions_mut().insert(slot.clone());
         let started = Instant::now();
@@ -113,6 +122,7 @@ where
 
             let route = slot.0.route.get().map_or("unmatched", MatchedPath::as_str);
             crate::metrics::record_request(&method, route, status, latency);
+            traces::describe_request(&span, method.as_str(), route, status.as_u16());
 
             let cause = response
                 .extensions()

@@ -149,6 +149,18 @@ pub const READ_VARIABLES: &[&str] = &[
     "CACHE_L1_MAX_SIZE",
     "CACHE_TTL_PRODUCTS",
     "CACHE_TTL_CATEGORIES",
+    // Traces (the OpenTelemetry SDK reads the other OTEL_* variables it defines too)
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_SDK_DISABLED",
 ];
 
 /// Variables read under a name made at run time, e.g. `WORKER_CONCURRENCY_SEND_EMAIL`.

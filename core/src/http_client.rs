@@ -1,7 +1,12 @@
 //! The one way provider clients make HTTP calls: bounded timeouts, our request id on every
-//! call, and one error type that tells a job whether to retry.
+//! call (and, when traces are exported, a client span whose context goes along as
+//! `traceparent`), and one error type that tells a job whether to retry.
 
 use std::time::Duration;
+
+use tracing::Instrument;
+
+use crate::telemetry::traces;
 
 /// Why a call to an external provider failed. `is_permanent` tells jobs not to retry.
 #[derive(Debug, thiserror::Error)]
@@ -75,11 +80,37 @@ pub fn build_client(timeout: Duration) -> reqwest::Client {
 }
 
 /// Adds `X-Request-ID` from the current scope, so a provider's logs can be matched to ours.
-pub fn with_request_id(builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+fn with_request_id(builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     match crate::request_id::current() {
         Some(id) => builder.header("X-Request-ID", id),
         None => builder,
     }
+}
+
+/// Sends a provider call with our request id. When traces are exported the call gets a
+/// client span (method, host, path, status) and the provider the `traceparent` that names it,
+/// so its own traces join ours; otherwise this is `builder.send()`.
+pub async fn send(builder: reqwest::RequestBuilder) -> Result<reqwest::Response, reqwest::Error> {
+    let builder = with_request_id(builder);
+    if !traces::exporting() {
+        return builder.send().await;
+    }
+    let (client, request) = builder.build_split();
+    let mut request = request?;
+    let url = request.url();
+    let Some((span, traceparent)) = traces::provider_call(
+        request.method().as_str(),
+        url.host_str().unwrap_or_default(),
+        url.path(),
+    ) else {
+        return client.execute(request).await;
+    };
+    if let Ok(value) = reqwest::header::HeaderValue::from_str(&traceparent) {
+        request.headers_mut().insert("traceparent", value);
+    }
+    let response = client.execute(request).instrument(span.clone()).await;
+    traces::provider_answered(&span, response.as_ref().ok().map(|r| r.status().as_u16()));
+    response
 }
 
 /// Keeps at most `max` characters of an upstream body for an error message.

@@ -4,6 +4,7 @@
 //! problem+json in one place, the worker and CLI wrap it in `anyhow`.
 
 pub mod auth;
+mod business_events;
 pub mod cart;
 pub mod catalog;
 pub mod config;

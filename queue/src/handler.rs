@@ -28,6 +28,13 @@ pub trait Context: Send + Sync + 'static {
         let _ = run;
         attempt
     }
+
+    /// Continues the trace of whatever enqueued the job: `span` is the attempt's span, not yet
+    /// entered, and `traceparent` the W3C value its [`Origin`](crate::Origin) carries. The
+    /// default ignores it (a process that exports no traces).
+    fn continue_trace(&self, span: &tracing::Span, traceparent: &str) {
+        let _ = (span, traceparent);
+    }
 }
 
 /// The worker side of a [`Job`]: what to do with its payload, given the process's context.

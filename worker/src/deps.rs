@@ -27,7 +27,8 @@ pub struct Deps {
 }
 
 /// Every attempt runs under the request id of the request that enqueued its job, so the
-/// job's logs and its provider calls carry it.
+/// job's logs and its provider calls carry it, and (when traces are exported) in the trace of
+/// the span that enqueued it.
 impl cart_queue::Context for Deps {
     fn scope<F>(&self, run: &Run, attempt: F) -> impl Future<Output = F::Output> + Send
     where
@@ -35,6 +36,10 @@ impl cart_queue::Context for Deps {
         F::Output: Send,
     {
         cart_core::request_id::scope(run.request_id.clone(), attempt)
+    }
+
+    fn continue_trace(&self, span: &tracing::Span, traceparent: &str) {
+        cart_core::telemetry::traces::continue_trace(span, traceparent);
     }
 }
 

@@ -46,7 +46,15 @@ fn process_registry() -> anyhow::Result<Registry> {
 }
 
 async fn run() -> anyhow::Result<()> {
-    cart_core::telemetry::init("info")?;
+    let traces = cart_core::telemetry::init_serving("info", "cart-worker")?;
+    let result = serve().await;
+    if let Some(traces) = traces {
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
+    result
+}
+
+async fn serve() -> anyhow::Result<()> {
     cart_core::deployment::check_startup("cart-worker")?;
     let registry = process_registry()?;
     let config = WorkerConfig::from_env(&registry)?;

@@ -74,6 +74,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let size = f64::from(state.db.size());
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("db_pool_connections", "state" => "in_use").set(size - idle);
+    let providers = &state.config.payments.providers;
+    cart_core::payments::breaker::sample_states(
+        &state.db,
+        &[providers.pix.name(), providers.card.name()],
+    )
+    .await;
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -92,6 +92,16 @@ pub(crate) struct Shopper {
 
 pub(crate) async fn shopper(app: &TestApp, with_cpf: bool) -> Shopper {
     let id = insert_user(&app.pool, Role::User, with_cpf.then_some(CPF)).await;
+    let address_id = address_of(&app.pool, id).await;
+    Shopper {
+        id,
+        address_id,
+        token: app.token_for(id, Role::User).await,
+    }
+}
+
+/// A default address in São Paulo for `user`.
+pub(crate) async fn address_of(pool: &PgPool, user: Uuid) -> Uuid {
     let address_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO addresses (id, user_id, label, recipient, cep, street, number, district,
@@ -100,15 +110,11 @@ pub(crate) async fn shopper(app: &TestApp, with_cpf: bool) -> Shopper {
                  'Bela Vista', 'São Paulo', 'SP', true)",
     )
     .bind(address_id)
-    .bind(id)
-    .execute(&app.pool)
+    .bind(user)
+    .execute(pool)
     .await
     .unwrap();
-    Shopper {
-        id,
-        address_id,
-        token: app.token_for(id, Role::User).await,
-    }
+    address_id
 }
 
 pub(crate) async fn add_to_cart(pool: &PgPool, user: Uuid, product: Uuid, quantity: i32) {

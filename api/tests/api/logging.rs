@@ -192,3 +192,62 @@ async fn an_invalid_log_level_stops_the_api_naming_it(pool: PgPool) {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("LOG_LEVEL"), "{stderr}");
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_checkout_logs_the_order_placed_with_its_ids_and_total_as_flat_fields(pool: PgPool) {
+    cart_core::db::migrate(&pool).await.unwrap();
+    let mut api = Running(cart_api(&pool, "info").spawn().unwrap());
+    let lines = lines_of(&mut api.0);
+    let mut seen = Vec::new();
+    let listening = read_until(&lines, &mut seen, |l| {
+        l.get("msg").and_then(Value::as_str) == Some("listening")
+    });
+    let base = format!("http://{}", listening["addr"].as_str().unwrap());
+
+    let client = reqwest::Client::new();
+    let registered: Value = client
+        .post(format!("{base}/api/auth/register"))
+        .json(&serde_json::json!({
+            "name": "Cliente Pedido", "email": "cliente-pedido@example.com",
+            "password": "senha-segura-123", "cpf": crate::checkout::CPF
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = registered["token"].as_str().unwrap();
+    let user_id: Uuid = registered["user"]["id"].as_str().unwrap().parse().unwrap();
+    let address_id = crate::checkout::address_of(&pool, user_id).await;
+    let book = crate::checkout::product(&pool, "Livro", 4990, 5).await;
+    crate::checkout::add_to_cart(&pool, user_id, book, 2).await;
+    let request_id = format!("checkout-{}", Uuid::new_v4().simple());
+    let response = client
+        .post(format!("{base}/api/orders"))
+        .bearer_auth(token)
+        .header("x-request-id", &request_id)
+        .json(&serde_json::json!({"address_id": address_id, "shipping_service": "PAC"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let order: Value = response.json().await.unwrap();
+
+    let placed = read_until(&lines, &mut seen, |l| {
+        l.get("msg").and_then(Value::as_str) == Some("order placed")
+    });
+    stop(api, &pool).await;
+
+    assert_eq!(placed["level"], "info", "{placed:?}");
+    assert_eq!(placed["order_id"], order["id"], "{placed:?}");
+    assert_eq!(placed["order_number"], order["number"]);
+    assert_eq!(placed["total_cents"], order["total_cents"]);
+    assert_eq!(placed["items"], 1);
+    assert_eq!(placed["user_id"], user_id.to_string());
+    // From the request's span: the line is found from the request, the order or the buyer.
+    assert_eq!(placed["request_id"], request_id.as_str());
+    for nested in ["fields", "span", "spans"] {
+        assert!(!placed.contains_key(nested), "{nested} in {placed:?}");
+    }
+}

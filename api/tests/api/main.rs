@@ -17,6 +17,7 @@ mod invoices;
 mod lgpd;
 mod listening;
 mod logging;
+mod observability;
 mod openapi;
 mod orders;
 mod payments;

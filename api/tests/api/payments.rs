@@ -150,6 +150,16 @@ pub(crate) fn worker_deps(pool: &PgPool) -> Deps {
 }
 
 pub(crate) fn start_worker(pool: &PgPool, settings: PaymentSettings, outbox: &Path) -> Runtime {
+    start_worker_with(&cart_worker::registry::standard(), pool, settings, outbox)
+}
+
+/// Like [`start_worker`], running the kinds of `registry`.
+pub(crate) fn start_worker_with(
+    registry: &cart_worker::Registry,
+    pool: &PgPool,
+    settings: PaymentSettings,
+    outbox: &Path,
+) -> Runtime {
     let config = RuntimeConfig {
         queue: QueueSettings {
             concurrency: 4,
@@ -167,7 +177,7 @@ pub(crate) fn start_worker(pool: &PgPool, settings: PaymentSettings, outbox: &Pa
         ..RuntimeConfig::default()
     };
     let deps = worker_deps_with(pool, settings, outbox);
-    cart_worker::start(&cart_worker::registry::standard(), &config, deps)
+    cart_worker::start(registry, &config, deps)
 }
 
 pub(crate) struct Buyer {

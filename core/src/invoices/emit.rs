@@ -379,6 +379,11 @@ pub async fn emit_for_order(
         _ => EmitRun::Rejected(recorded.invoice),
     };
     tx.commit().await.map_err(crate::Error::from)?;
+    match &run {
+        EmitRun::Authorized(invoice) => crate::business_events::invoice_authorized(invoice),
+        EmitRun::Rejected(invoice) => crate::business_events::invoice_rejected(invoice),
+        EmitRun::AlreadyAuthorized(_) | EmitRun::Processing => {}
+    }
     Ok(run)
 }
 

@@ -371,11 +371,9 @@ impl ENotas {
         ))
         .map_err(|_| ProviderError::Config("ENOTAS_API_KEY is not a valid header value".into()))?;
         value.set_sensitive(true);
-        Ok(http_client::with_request_id(
-            builder
-                .header(reqwest::header::AUTHORIZATION, value)
-                .header(reqwest::header::ACCEPT, "application/json"),
-        ))
+        Ok(builder
+            .header(reqwest::header::AUTHORIZATION, value)
+            .header(reqwest::header::ACCEPT, "application/json"))
     }
 }
 
@@ -387,11 +385,10 @@ impl NfeProvider for ENotas {
             return Ok(existing);
         }
         let body = nota_body(request, &self.config.fiscal);
-        let response = self
-            .authorized(self.client.post(self.url("")).json(&body))?
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
+        let response =
+            http_client::send(self.authorized(self.client.post(self.url("")).json(&body))?)
+                .await
+                .map_err(ProviderError::from_reqwest)?;
         let status = response.status();
         let text = response.text().await.map_err(ProviderError::from_reqwest)?;
         if status.is_success() {
@@ -419,11 +416,11 @@ impl NfeProvider for ENotas {
 
     async fn status(&self, reference: &str) -> Result<EmitOutcome, ProviderError> {
         check_reference(reference)?;
-        let response = self
-            .authorized(self.client.get(self.url(&format!("/{reference}"))))?
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
+        let response = http_client::send(
+            self.authorized(self.client.get(self.url(&format!("/{reference}"))))?,
+        )
+        .await
+        .map_err(ProviderError::from_reqwest)?;
         let status = response.status();
         let text = response.text().await.map_err(ProviderError::from_reqwest)?;
         if !status.is_success() {

@@ -298,11 +298,9 @@ impl FocusNfe {
     }
 
     fn authorized(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        http_client::with_request_id(
-            builder
-                .basic_auth(self.config.token.expose_secret(), Some(""))
-                .header(reqwest::header::ACCEPT, "application/json"),
-        )
+        builder
+            .basic_auth(self.config.token.expose_secret(), Some(""))
+            .header(reqwest::header::ACCEPT, "application/json")
     }
 
     /// Paths in Focus answers are relative to the API host.
@@ -390,16 +388,16 @@ impl NfeProvider for FocusNfe {
             return Ok(existing);
         }
         let body = nfe_body(request, &self.config.fiscal);
-        let response = self
-            .authorized(
+        let response = http_client::send(
+            self.authorized(
                 self.client
                     // The reference is checked to be URL-safe (letters, digits, - and _).
                     .post(format!("{}/v2/nfe?ref={}", self.base(), request.reference))
                     .json(&body),
-            )
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
+            ),
+        )
+        .await
+        .map_err(ProviderError::from_reqwest)?;
         let (status, text) = Self::read(response).await?;
         if status.is_success() {
             let json = Self::parse_json(&text)?;
@@ -420,14 +418,14 @@ impl NfeProvider for FocusNfe {
 
     async fn status(&self, reference: &str) -> Result<EmitOutcome, ProviderError> {
         check_reference(reference)?;
-        let response = self
-            .authorized(
+        let response = http_client::send(
+            self.authorized(
                 self.client
                     .get(format!("{}/v2/nfe/{reference}", self.base())),
-            )
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
+            ),
+        )
+        .await
+        .map_err(ProviderError::from_reqwest)?;
         let (status, text) = Self::read(response).await?;
         if !status.is_success() {
             return Err(ProviderError::from_status(

@@ -20,11 +20,12 @@ use crate::{Error, Result, http_client::ProviderError};
 
 pub use cart_queue::{Encoded, Envelope, Job, Serves, TickJob, tick_key};
 
-/// The request running now, recorded as the origin of the jobs it enqueues.
+/// The request (or job) running now, recorded as the origin of the jobs it enqueues: its id
+/// for their logs, and its span for their traces when traces are exported.
 fn origin() -> Origin {
     Origin {
         request_id: crate::request_id::current(),
-        traceparent: None,
+        traceparent: crate::telemetry::traces::current_traceparent(),
     }
 }
 

@@ -149,7 +149,7 @@ impl Mailer for ResendMailer {
                 value: tag_value(&message.tag),
             }],
         };
-        let response = http_client::with_request_id(
+        let response = http_client::send(
             self.client
                 .post(format!(
                     "{}/emails",
@@ -160,7 +160,6 @@ impl Mailer for ResendMailer {
                 .header(reqwest::header::ACCEPT, "application/json")
                 .json(&body),
         )
-        .send()
         .await
         .map_err(ProviderError::from_reqwest)?;
         let status = response.status();

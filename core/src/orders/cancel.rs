@@ -48,7 +48,7 @@ pub async fn cancel(conn: &mut PgConnection, order_id: Uuid, viewer: Viewer) -> 
     if !viewer.may_see(owner) {
         return Err(Error::NotFound);
     }
-    cancel_in(
+    let outcome = cancel_in(
         &mut tx,
         order_id,
         CancelCause::Requested(Actor::User(viewer.user_id)),
@@ -56,6 +56,11 @@ pub async fn cancel(conn: &mut PgConnection, order_id: Uuid, viewer: Viewer) -> 
     .await?;
     let order = read::get(&mut tx, order_id).await?;
     tx.commit().await?;
+    crate::business_events::order_cancelled(
+        order_id,
+        viewer.user_id,
+        outcome == Cancelled::RefundRequested,
+    );
     Ok(order)
 }
 
@@ -168,6 +173,7 @@ async fn expire_if_due(
     }
     cancel_in(&mut tx, order_id, CancelCause::Expired).await?;
     tx.commit().await?;
+    crate::business_events::order_expired(order_id);
     Ok(Expiry::Expired)
 }
 

@@ -107,6 +107,7 @@ pub async fn place_order(
         }
         let order = write_order(&mut tx, ctx, &cart, &buyer, &address, option).await?;
         tx.commit().await?;
+        crate::business_events::order_placed(&order, user_id);
         return Ok(order);
     }
     Err(Error::try_again(

@@ -402,6 +402,51 @@ impl CircuitBreaker {
     }
 }
 
+/// Sets the gauge `circuit_breaker_state{provider}` (0 closed, 1 half-open, 2 open) for each
+/// of `providers` (those configured: closed until they fail) and each the table names, read
+/// from the database when `/metrics` is scraped. Every instance reports the same shared state,
+/// so a dashboard takes the `max` by provider. A database that does not answer is logged and
+/// leaves the last values.
+pub async fn sample_states(pool: &PgPool, providers: &[&str]) {
+    let rows = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query!("SELECT provider, state FROM circuit_breakers").fetch_all(pool),
+    )
+    .await;
+    let rows = match rows {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not read the circuit breakers");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("reading the circuit breakers timed out");
+            return;
+        }
+    };
+    let mut states: std::collections::BTreeMap<String, BreakerState> = providers
+        .iter()
+        .map(|provider| ((*provider).to_owned(), BreakerState::Closed))
+        .collect();
+    for row in rows {
+        states.insert(row.provider, BreakerState::from_db(&row.state));
+    }
+    for (provider, state) in states {
+        metrics::gauge!("circuit_breaker_state", "provider" => provider).set(state.gauge_value());
+    }
+}
+
+impl BreakerState {
+    /// How `circuit_breaker_state` reads: the higher, the less the provider is called.
+    fn gauge_value(self) -> f64 {
+        match self {
+            Self::Closed => 0.0,
+            Self::HalfOpen => 1.0,
+            Self::Open => 2.0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

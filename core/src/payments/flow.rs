@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     Error, Result,
+    business_events::{self, PaymentDetail, PaymentOutcome},
     config::{self, ConfigError},
     jobs::{self, initiate_payment::InitiatePayment},
     orders::{Actor, OrderState, OrderStatus, PaymentStatus, status},
@@ -445,7 +446,7 @@ pub async fn start(
     jobs::enqueue(&mut tx, &InitiatePayment { payment_id }).await?;
     let payment = get(&mut tx, payment_id).await?;
     tx.commit().await?;
-    tracing::info!(%payment_id, %order_id, provider, ?method, "payment recorded; initiation enqueued");
+    business_events::payment(PaymentOutcome::Started, &payment, PaymentDetail::default());
     Ok(Started::New(payment))
 }
 
@@ -689,7 +690,11 @@ async fn store_answer(
     if updated == 0 {
         return Ok(Initiated::AlreadyDone(payment));
     }
-    tracing::info!(%payment_id, "payment charge created; pending");
+    business_events::payment(
+        PaymentOutcome::Initiated,
+        &payment,
+        PaymentDetail::default(),
+    );
     Ok(Initiated::Pending(payment))
 }
 
@@ -701,18 +706,25 @@ pub async fn mark_failed(
     reason: &str,
 ) -> Result<Payment> {
     let mut tx = conn.begin().await?;
-    sqlx::query!(
+    let failed = sqlx::query!(
         r#"UPDATE payments SET status = 'failed', error = $2, updated_at = now()
            WHERE id = $1 AND status = 'initiating'"#,
         payment_id,
         reason,
     )
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected();
     notify_ready(&mut tx, payment_id).await?;
     let payment = get(&mut tx, payment_id).await?;
     tx.commit().await?;
-    tracing::warn!(%payment_id, reason, "payment initiation failed");
+    if failed > 0 {
+        let detail = PaymentDetail {
+            reason: Some(reason),
+            ..PaymentDetail::default()
+        };
+        business_events::payment(PaymentOutcome::InitiationFailed, &payment, detail);
+    }
     Ok(payment)
 }
 

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     Error, Result,
+    business_events::{self, PaymentDetail, PaymentOutcome},
     http_client::ProviderError,
     orders::{Actor, OrderState, OrderStatus, PaymentStatus, status},
 };
@@ -75,11 +76,28 @@ pub async fn refund_order(
                 .execute(&mut *conn)
                 .await
                 .map_err(Error::from)?;
-                tracing::info!(payment_id = %payment.id, refund_id = %refund.refund_id, "payment refunded");
+                let detail = PaymentDetail {
+                    amount_cents: Some(payment.amount),
+                    refund_id: Some(&refund.refund_id),
+                    reason: None,
+                };
+                refund_event(&mut conn, PaymentOutcome::Refunded, payment.id, detail).await;
                 refunded.payments.push(payment.id);
             }
             Err(RefundError::Manual(reason)) => {
                 note_error(&mut conn, payment.id, &reason).await?;
+                let detail = PaymentDetail {
+                    amount_cents: Some(payment.amount),
+                    reason: Some(&reason),
+                    refund_id: None,
+                };
+                refund_event(
+                    &mut conn,
+                    PaymentOutcome::RefundNeedsOperator,
+                    payment.id,
+                    detail,
+                )
+                .await;
                 return Err(RefundError::Manual(format!(
                     "payment {}: {reason}",
                     payment.id
@@ -192,8 +210,23 @@ async fn note_error(conn: &mut PgConnection, payment_id: Uuid, reason: &str) -> 
     )
     .execute(&mut *conn)
     .await?;
-    tracing::error!(%payment_id, reason, "refund needs an operator");
     Ok(())
+}
+
+/// Records what happened to a refunded (or stuck) payment, read back for its ids. The money
+/// has moved already: failing to read the row costs the log line, never the refund.
+async fn refund_event(
+    conn: &mut PgConnection,
+    outcome: PaymentOutcome,
+    payment_id: Uuid,
+    detail: PaymentDetail<'_>,
+) {
+    match super::flow::get(conn, payment_id).await {
+        Ok(payment) => business_events::payment(outcome, &payment, detail),
+        Err(e) => {
+            tracing::warn!(%payment_id, ?outcome, error = %e, "could not read a refunded payment back")
+        }
+    }
 }
 
 /// A cancelled order whose money is all back is `refunded`.

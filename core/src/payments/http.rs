@@ -14,8 +14,7 @@ pub(crate) struct Answer {
 }
 
 pub(crate) async fn send(builder: RequestBuilder) -> Result<Answer, ProviderError> {
-    let response = http_client::with_request_id(builder)
-        .send()
+    let response = http_client::send(builder)
         .await
         .map_err(ProviderError::from_reqwest)?;
     let status = response.status();

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::{
     Error, Result,
+    business_events::{self, PaymentDetail, PaymentOutcome},
     jobs::{self, emit_invoice::EmitInvoice, refund_payment::RefundPayment, send_email::SendEmail},
     mail::templates::{PaymentConfirmed, Templates},
     orders::{Actor, OrderState, OrderStatus, PaymentStatus, status},
@@ -114,6 +115,7 @@ pub async fn reconcile_webhook_event(
             Applied {
                 outcome: Outcome::Unconfirmed,
                 payment_id: named_payment(&mut tx, &parsed.event).await?,
+                settled: None,
             }
         }
         Confirmation::NotNeeded => apply(&mut tx, templates, source, &parsed.event).await?,
@@ -144,18 +146,32 @@ pub async fn reconcile_webhook_event(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    applied.record();
     tracing::info!(%webhook_event_id, outcome = outcome.as_str(), payment_id = ?applied.payment_id,
         "webhook reconciled");
     Ok(outcome)
 }
 
 /// What applying an event did, and to which of our payments it was about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Applied {
     pub outcome: Outcome,
     /// The payment the event names, whenever one of ours matched, whatever the outcome (an
     /// amount mismatch, a payment of another provider): recorded on the event.
     pub payment_id: Option<Uuid>,
+    /// The payment the event moved (paid, failed, flagged or to be refunded), with what the
+    /// business event says of it once the transaction has committed.
+    settled: Option<Settled>,
+}
+
+/// A payment an event moved, for its business event.
+#[derive(Debug, Clone)]
+struct Settled {
+    payment: Payment,
+    outcome: PaymentOutcome,
+    /// What the provider says was paid, when it is not the payment's amount.
+    amount_cents: Option<i64>,
+    reason: Option<String>,
 }
 
 impl Applied {
@@ -163,6 +179,19 @@ impl Applied {
         Self {
             outcome,
             payment_id: Some(payment_id),
+            settled: None,
+        }
+    }
+
+    /// Logs and counts what happened to the payment; call it after the commit.
+    fn record(&self) {
+        if let Some(settled) = &self.settled {
+            let detail = PaymentDetail {
+                amount_cents: settled.amount_cents,
+                reason: settled.reason.as_deref(),
+                refund_id: None,
+            };
+            business_events::payment(settled.outcome, &settled.payment, detail);
         }
     }
 }
@@ -258,6 +287,7 @@ pub async fn apply(
             return Ok(Applied {
                 outcome: Outcome::Ignored,
                 payment_id: None,
+                settled: None,
             });
         }
     };
@@ -266,6 +296,7 @@ pub async fn apply(
         return Ok(Applied {
             outcome: Outcome::UnknownPayment,
             payment_id: None,
+            settled: None,
         });
     };
     let payment_id = payment.id;
@@ -275,14 +306,17 @@ pub async fn apply(
             "payment webhook names a payment of another provider; ignored");
         return Ok(Applied::about(payment_id, Outcome::ProviderMismatch));
     }
-    let outcome = match (event, paid) {
+    let (outcome, settled) = match (event, paid) {
         (_, Some((amount_cents, paid_at))) => {
             apply_paid(conn, templates, payment, amount_cents, paid_at).await?
         }
         (PaymentEvent::Failed { reason, .. }, None) => apply_failed(conn, payment, reason).await?,
-        _ => Outcome::Ignored,
+        _ => (Outcome::Ignored, None),
     };
-    Ok(Applied::about(payment_id, outcome))
+    Ok(Applied {
+        settled,
+        ..Applied::about(payment_id, outcome)
+    })
 }
 
 fn lookup_key(lookup: &PaymentLookup) -> PaymentKey<'_> {
@@ -308,12 +342,12 @@ async fn apply_paid(
     payment: Payment,
     amount_cents: i64,
     paid_at: Option<DateTime<Utc>>,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<Settled>)> {
     if !matches!(
         payment.status,
         PaymentState::Initiating | PaymentState::Pending | PaymentState::Failed
     ) {
-        return Ok(Outcome::AlreadyApplied);
+        return Ok((Outcome::AlreadyApplied, None));
     }
     let order = sqlx::query!(
         r#"SELECT o.total_cents, o.number, u.name, u.email
@@ -328,25 +362,32 @@ async fn apply_paid(
     // What the payment expects: recorded at `pay` as the order's total (plus a card plan's
     // interest where installments apply).
     if amount_cents != payment.amount_cents {
+        let reason = format!(
+            "received {amount_cents} cents for a payment of {} cents (order total {})",
+            payment.amount_cents, order.total_cents
+        );
         set_paid_status(
             conn,
             payment.id,
             PaymentState::AmountMismatch,
             amount_cents,
             paid_at,
-            Some(&format!(
-                "received {amount_cents} cents for a payment of {} cents (order total {})",
-                payment.amount_cents, order.total_cents
-            )),
+            Some(&reason),
         )
         .await?;
-        tracing::error!(payment_id = %payment.id, order_id = %payment.order_id, amount_cents,
-            expected_cents = payment.amount_cents, "payment amount differs from what the payment expects; flagged");
-        return Ok(Outcome::AmountMismatch);
+        return Ok((
+            Outcome::AmountMismatch,
+            Some(Settled {
+                payment,
+                outcome: PaymentOutcome::AmountMismatch,
+                amount_cents: Some(amount_cents),
+                reason: Some(reason),
+            }),
+        ));
     }
 
     if state.status != OrderStatus::PendingPayment {
-        return paid_after_cancel(conn, &payment, state, amount_cents, paid_at).await;
+        return paid_after_cancel(conn, payment, state, amount_cents, paid_at).await;
     }
 
     // The atomic move: pending_payment (or failed) → paid, processing. `transition` updates
@@ -395,8 +436,15 @@ async fn apply_paid(
         },
     )
     .await?;
-    tracing::info!(payment_id = %payment.id, order_id = %payment.order_id, "order paid");
-    Ok(Outcome::Paid)
+    Ok((
+        Outcome::Paid,
+        Some(Settled {
+            payment,
+            outcome: PaymentOutcome::Paid,
+            amount_cents: None,
+            reason: None,
+        }),
+    ))
 }
 
 fn method_name(payment: &Payment) -> String {
@@ -409,11 +457,11 @@ fn method_name(payment: &Payment) -> String {
 /// Money for an order that no longer waits for it: keep the record, give the money back.
 async fn paid_after_cancel(
     conn: &mut PgConnection,
-    payment: &Payment,
+    payment: Payment,
     state: OrderState,
     amount_cents: i64,
     paid_at: DateTime<Utc>,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<Settled>)> {
     set_paid_status(
         conn,
         payment.id,
@@ -442,9 +490,15 @@ async fn paid_after_cancel(
         },
     )
     .await?;
-    tracing::warn!(payment_id = %payment.id, order_id = %payment.order_id, %state,
-        "payment arrived for an order that no longer takes it; refund enqueued");
-    Ok(Outcome::PaidAfterCancel)
+    Ok((
+        Outcome::PaidAfterCancel,
+        Some(Settled {
+            payment,
+            outcome: PaymentOutcome::PaidAfterCancel,
+            amount_cents: Some(amount_cents),
+            reason: Some(format!("paid while the order was {state}")),
+        }),
+    ))
 }
 
 async fn set_paid_status(
@@ -470,9 +524,13 @@ async fn set_paid_status(
     Ok(())
 }
 
-async fn apply_failed(conn: &mut PgConnection, payment: Payment, reason: &str) -> Result<Outcome> {
+async fn apply_failed(
+    conn: &mut PgConnection,
+    payment: Payment,
+    reason: &str,
+) -> Result<(Outcome, Option<Settled>)> {
     if !payment.status.is_active() {
-        return Ok(Outcome::AlreadyApplied);
+        return Ok((Outcome::AlreadyApplied, None));
     }
     sqlx::query!(
         r#"UPDATE payments SET status = 'failed', error = $2, updated_at = now() WHERE id = $1"#,
@@ -492,6 +550,13 @@ async fn apply_failed(conn: &mut PgConnection, payment: Payment, reason: &str) -
         )
         .await?;
     }
-    tracing::info!(payment_id = %payment.id, reason, "payment failed; the order can be paid again");
-    Ok(Outcome::Failed)
+    Ok((
+        Outcome::Failed,
+        Some(Settled {
+            payment,
+            outcome: PaymentOutcome::Failed,
+            amount_cents: None,
+            reason: Some(reason.to_owned()),
+        }),
+    ))
 }

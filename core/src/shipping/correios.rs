@@ -310,7 +310,7 @@ impl CorreiosProvider {
     }
 
     async fn fetch_token(&self) -> Result<TokenAnswer, ProviderError> {
-        let response = http_client::with_request_id(
+        let response = http_client::send(
             self.client
                 .post(self.url("/token/v1/autentica/cartaopostagem"))
                 .basic_auth(
@@ -320,7 +320,6 @@ impl CorreiosProvider {
                 .header(reqwest::header::ACCEPT, "application/json")
                 .json(&serde_json::json!({ "numero": self.config.posting_card })),
         )
-        .send()
         .await
         .map_err(ProviderError::from_reqwest)?;
         let status = response.status();
@@ -355,13 +354,12 @@ impl CorreiosProvider {
         let mut token = token.to_owned();
         let mut retried = false;
         loop {
-            let response = http_client::with_request_id(
+            let response = http_client::send(
                 self.client
                     .get(&url)
                     .bearer_auth(&token)
                     .header(reqwest::header::ACCEPT, "application/json"),
             )
-            .send()
             .await
             .map_err(ProviderError::from_reqwest)?;
             let status = response.status();

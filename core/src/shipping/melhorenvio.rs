@@ -251,7 +251,7 @@ impl ShippingProvider for MelhorEnvioProvider {
             "{}/api/v2/me/shipment/calculate",
             self.config.base_url.trim_end_matches('/')
         );
-        let response = http_client::with_request_id(
+        let response = http_client::send(
             self.client
                 .post(url)
                 .bearer_auth(self.config.token.expose_secret())
@@ -259,7 +259,6 @@ impl ShippingProvider for MelhorEnvioProvider {
                 .header(reqwest::header::ACCEPT, "application/json")
                 .json(&body),
         )
-        .send()
         .await
         .map_err(ProviderError::from_reqwest)?;
         let status = response.status();

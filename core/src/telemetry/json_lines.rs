@@ -12,7 +12,8 @@
 //! `job_kind` on the worker's job span, `order_id` or `payment_id` wherever a span records
 //! them — are top-level fields of every line written inside it, and a line can be found with
 //! one filter on any of them. An event or span field named like one of the four leading keys
-//! is written as `field.<name>` instead of overwriting it.
+//! is written as `field.<name>` instead of overwriting it. Fields named `otel.…` are
+//! instructions to the trace exporter (a span's kind or name), not part of the line.
 
 use std::{collections::BTreeMap, fmt, io::Write};
 
@@ -31,6 +32,9 @@ use tracing_subscriber::{
 };
 
 const LEADING_KEYS: [&str; 4] = ["time", "level", "msg", "target"];
+
+/// The prefix of the fields that only the trace exporter reads (`otel.kind`, `otel.name`).
+const TRACE_EXPORT_PREFIX: &str = "otel.";
 
 /// See the module documentation. `W` is where lines go (`std::io::stderr` in the binaries).
 pub struct JsonLines<W> {
@@ -146,7 +150,9 @@ struct FieldCollector<'a>(&'a mut BTreeMap<String, Value>);
 
 impl FieldCollector<'_> {
     fn put(&mut self, field: &Field, value: Value) {
-        self.0.insert(field.name().to_owned(), value);
+        if !field.name().starts_with(TRACE_EXPORT_PREFIX) {
+            self.0.insert(field.name().to_owned(), value);
+        }
     }
 }
 
@@ -322,6 +328,21 @@ mod tests {
         assert_eq!(line["field.level"], "custom");
         assert_eq!(line["field.time"], 3);
         assert!(line["time"].is_string());
+    }
+
+    #[test]
+    fn the_trace_exporters_fields_stay_out_of_the_line() {
+        let lines = capture(|| {
+            let request = tracing::info_span!("request", otel.kind = "server", request_id = "r-1");
+            let _request = request.enter();
+            tracing::info!(otel.name = "ignored", "inside");
+        });
+        assert_eq!(lines[0]["request_id"], "r-1");
+        assert!(
+            lines[0].keys().all(|key| !key.starts_with("otel")),
+            "{:?}",
+            lines[0]
+        );
     }
 
     #[test]

@@ -1,27 +1,68 @@
-//! Process-wide logging, the same for `cart-api` and `cart-worker`: one JSON object per line
-//! on stderr ([`JsonLines`]), filtered by `LOG_LEVEL`.
+//! Process-wide telemetry, the same for `cart-api` and `cart-worker`: one JSON object per line
+//! on stderr ([`JsonLines`]), filtered by `LOG_LEVEL`; optional trace export ([`traces`]); and
+//! the Prometheus recorder that `/metrics` renders ([`prometheus`]).
 
 mod filter;
 mod json_lines;
+pub mod prometheus;
+pub mod traces;
 
 pub use json_lines::JsonLines;
+pub use traces::Traces;
 
-use tracing::level_filters::LevelFilter;
-use tracing_subscriber::{EnvFilter, prelude::*};
+use tracing::{Subscriber, level_filters::LevelFilter};
+use tracing_subscriber::{EnvFilter, fmt::MakeWriter, prelude::*, registry::LookupSpan};
 
 use crate::config::{self, ConfigError};
 
 /// Installs the logger at `LOG_LEVEL` (`default_level` when unset). An invalid `LOG_LEVEL` is
 /// an error naming the variable, so the process stops instead of logging at a level nobody
-/// asked for.
+/// asked for. Traces are not exported (the operator CLI, `migrate`).
 pub fn init(default_level: &str) -> Result<(), ConfigError> {
     let events = level_filter(&config::var_or("LOG_LEVEL", default_level))?;
     // A second call (tests running several set-ups in one process) keeps the first logger.
-    let _ = tracing_subscriber::registry()
-        .with(filter::EventLevel(events))
-        .with(JsonLines::new(std::io::stderr))
-        .try_init();
+    let _ = subscriber(events, std::io::stderr, None).try_init();
     Ok(())
+}
+
+/// Like [`init`], for a serving process: also exports traces as `service_name` when the
+/// `OTEL_*` variables ask for it (see [`traces`]). Keep the answer and call
+/// [`Traces::shutdown`] before exiting, so the last spans are sent.
+pub fn init_serving(
+    default_level: &str,
+    service_name: &str,
+) -> Result<Option<Traces>, ConfigError> {
+    let events = level_filter(&config::var_or("LOG_LEVEL", default_level))?;
+    let traces = Traces::from_env(service_name)?;
+    let _ = subscriber(events, std::io::stderr, traces.as_ref()).try_init();
+    Ok(traces)
+}
+
+/// The subscriber [`init`] installs, writing to `writer` at `log_level` and exporting to
+/// `traces`; tests install it for their own thread (`tracing::subscriber::set_default`).
+pub fn subscriber_for<W>(
+    log_level: &str,
+    writer: W,
+    traces: Option<&Traces>,
+) -> Result<impl Subscriber + Send + Sync + for<'a> LookupSpan<'a> + use<W>, ConfigError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    Ok(subscriber(level_filter(log_level)?, writer, traces))
+}
+
+fn subscriber<W>(
+    events: EnvFilter,
+    writer: W,
+    traces: Option<&Traces>,
+) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a> + use<W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
+        .with(filter::EventLevel(events))
+        .with(JsonLines::new(writer))
+        .with(traces.map(|traces| traces.layer()))
 }
 
 /// `LOG_LEVEL` is a level or a filter such as `info,sqlx=warn`. A bare word must be a level:

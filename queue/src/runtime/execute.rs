@@ -88,7 +88,12 @@ async fn execute<J: Handler<C>, C: Context>(
         attempt,
         max_attempts,
         request_id = tracing::field::Empty,
+        order_id = tracing::field::Empty,
+        payment_id = tracing::field::Empty,
     );
+    if let Some(traceparent) = args.get("traceparent").and_then(Value::as_str) {
+        shared.ctx.continue_trace(&span, traceparent);
+    }
     // An operator cancelled the job before it was claimed (the claim read its metadata): the
     // handler never runs; `fail` runs the kind's clean-up and ends it as cancelled.
     let cancelled = ctx.metadata().as_ref().contains_key(CANCEL_REQUESTED);
@@ -145,7 +150,15 @@ async fn attempt_job<J: Handler<C>, C: Context>(
         .usable_request_id()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("job-{job_id}"));
-    tracing::Span::current().record("request_id", request_id.as_str());
+    let span = tracing::Span::current();
+    span.record("request_id", request_id.as_str());
+    // So that "what happened to order X" finds the job's lines too.
+    if let Some(order_id) = envelope.serves.order_id {
+        span.record("order_id", tracing::field::display(order_id));
+    }
+    if let Some(payment_id) = envelope.serves.payment_id {
+        span.record("payment_id", tracing::field::display(payment_id));
+    }
     let run = Run {
         job_id: job_id.to_owned(),
         attempt,

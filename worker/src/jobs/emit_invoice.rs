@@ -31,10 +31,8 @@ impl Handler<Deps> for EmitInvoice {
                 EmitError::Core(e) => JobError::from(e),
             })?;
         match run {
-            EmitRun::Authorized(invoice) | EmitRun::AlreadyAuthorized(invoice) => {
-                tracing::info!(access_key = ?invoice.access_key, "NF-e authorised");
-                Ok(())
-            }
+            // Logged and counted by `emit_for_order` ("invoice authorised").
+            EmitRun::Authorized(_) | EmitRun::AlreadyAuthorized(_) => Ok(()),
             EmitRun::Processing => Err(JobError::retry(anyhow::anyhow!(
                 "NF-e still processing at the provider; checking again later"
             ))),
