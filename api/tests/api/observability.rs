@@ -414,7 +414,8 @@ fn metric_names_are_read_out_of_promql() {
 /// `GET /metrics` of the worker's own HTTP server (in-process, so the same recorder as the
 /// API's; the queue gauges are read from the database on the way).
 async fn worker_metrics(pool: &PgPool) -> String {
-    let router = cart_worker::http::router(pool.clone(), cart_worker::metrics::install());
+    let router =
+        cart_worker::http::router(pool.clone(), cart_worker::metrics::install(), None).unwrap();
     let response = router
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
@@ -534,6 +535,8 @@ async fn business_events_and_queue_figures_reach_metrics_and_the_dashboard_reads
             key: "flaky".into(),
             sleep_ms: 0,
             permanent: false,
+            stoppable: false,
+            order_id: None,
         },
     )
     .await;
@@ -543,6 +546,8 @@ async fn business_events_and_queue_figures_reach_metrics_and_the_dashboard_reads
             key: "doomed".into(),
             sleep_ms: 0,
             permanent: true,
+            stoppable: false,
+            order_id: None,
         },
     )
     .await;
